@@ -1,0 +1,144 @@
+/**
+ * The public job API, the Supabase Edge Function named `images`. Supabase delivers requests to
+ * a function as /<function-name>/..., so every route starts with /images.
+ *
+ * @module
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { ApiError } from "../http/api-error.ts";
+import { authenticate, type AuthenticateOptions, type AuthVariables } from "../http/authenticate.ts";
+import { createErrorHandler, errorBody, notFoundHandler } from "../http/error-handler.ts";
+import type { JobService } from "../jobs/job-service.ts";
+import type { Logger } from "../log/logger.ts";
+import type { ImageStorage } from "../storage/image-storage.ts";
+import type { UrlSigner } from "../storage/url-signer.ts";
+import { issuesFromZod, readCreateRequest } from "./read-create-request.ts";
+import { JobIdParam, ListJobsQuery } from "./job-schemas.ts";
+import { toJobView } from "./job-view.ts";
+import { registerOpenApi } from "./openapi.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+
+export interface ImagesAppOptions {
+  jobs: JobService;
+  storage: ImageStorage;
+  log: Logger;
+  auth: AuthenticateOptions;
+  /** Signs local download links; absent when Storage signs its own (Supabase). */
+  signer?: UrlSigner;
+  /** False when BFL_API_KEY is missing: creation answers 503, reads still work. */
+  providerConfigured: boolean;
+  maxBodyBytes: number;
+  imageUrlTtlSeconds?: number;
+  /** Where the API is reachable from outside, e.g. https://<ref>.supabase.co/functions/v1. */
+  publicBaseUrl?: string;
+  /** Extra facts for /images/health (store kind, ...). */
+  health?: () => Promise<Record<string, unknown>>;
+}
+
+type Env = { Variables: AuthVariables };
+
+/** The API's own public base (…/images), from configuration or from the request. */
+function apiBaseUrl(c: Context, publicBaseUrl?: string): string {
+  if (publicBaseUrl) return `${publicBaseUrl.replace(/\/+$/, "")}/images`;
+  const url = new URL(c.req.url);
+  const index = url.pathname.indexOf("/images");
+  return `${url.origin}${url.pathname.slice(0, index)}/images`;
+}
+
+export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
+  const app = new OpenAPIHono<Env>();
+  const ttl = options.imageUrlTtlSeconds ?? 3600;
+  app.onError(createErrorHandler({ log: (message, fields) => options.log.error("http.unhandled_error", { message, ...fields }) }));
+  app.notFound(notFoundHandler);
+  const viewOptions = (c: Context) => ({ storage: options.storage, apiBaseUrl: apiBaseUrl(c, options.publicBaseUrl), imageUrlTtlSeconds: ttl });
+
+  app.get("/images/health", async (c) => {
+    return c.json({ status: "ok", provider_configured: options.providerConfigured, ...(await options.health?.()) });
+  });
+
+  registerOpenApi(app);
+  app.get("/images/openapi.json", (c) => {
+    const base = apiBaseUrl(c, options.publicBaseUrl);
+    return c.json(app.getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: { title: "FLUX Kontext image jobs", version: "1.0.0", description: "Create and follow FLUX.1 Kontext image jobs." },
+      servers: [{ url: base.slice(0, -"/images".length) || "/" }],
+    }));
+  });
+
+  if (options.signer) {
+    const signer = options.signer;
+    // Local storage's signed download links (Supabase Storage serves its own).
+    app.get("/images/files/*", async (c) => {
+      const path = decodeURIComponent(new URL(c.req.url).pathname.replace(/^.*?\/images\/files\//, ""));
+      const expires = Number(c.req.query("expires"));
+      const signature = c.req.query("signature") ?? "";
+      if (!(await signer.verify(path, expires, signature))) {
+        throw new ApiError(403, "invalid_signature", "Cannot serve the file: the link is invalid or has expired");
+      }
+      const object = await options.storage.get(path);
+      if (!object) throw new ApiError(404, "not_found", "The file does not exist");
+      return c.body(object.bytes, 200, {
+        "content-type": object.contentType,
+        "cache-control": "private, max-age=3600",
+      });
+    });
+  }
+
+  app.use("/images/jobs", authenticate(options.auth));
+  app.use("/images/jobs/*", authenticate(options.auth));
+
+  app.post(
+    "/images/jobs",
+    (c, next) => {
+      if (!options.providerConfigured) {
+        throw new ApiError(503, "provider_not_configured", "Cannot create jobs: BFL_API_KEY is not set on the server");
+      }
+      return next();
+    },
+    bodyLimit({
+      maxSize: options.maxBodyBytes,
+      onError: () => {
+        throw new ApiError(413, "payload_too_large", `Request body is larger than the ${options.maxBodyBytes} bytes this server accepts`);
+      },
+    }),
+    async (c) => {
+      const { request, images } = await readCreateRequest(c.req.raw);
+      const job = await options.jobs.create(c.get("userId"), request, images);
+      const view = await toJobView(job, viewOptions(c));
+      if (job.status === "failed" && job.error_code === "provider_rejected_input") {
+        // BFL's field errors belong to the caller, like our own validation errors.
+        const fields = (job.error_details as { fields?: { field: string; message: string }[] })?.fields ?? [];
+        return c.json(errorBody(job.error_code, job.error_message ?? "BFL rejected the request", { job_id: job.id, fields }), 422);
+      }
+      return c.json({ id: job.id, status: job.status, url: view.links.self, job: view }, 202, { location: view.links.self });
+    },
+  );
+
+  app.get("/images/jobs", async (c) => {
+    const query = ListJobsQuery.safeParse(c.req.query());
+    if (!query.success) {
+      const details = issuesFromZod(query.error);
+      throw new ApiError(400, "invalid_request", `Invalid query: ${details.map((d) => `${d.field}: ${d.message}`).join("; ")}`, { details });
+    }
+    const before = query.data.cursor ? decodeCursor(query.data.cursor) : undefined;
+    const rows = await options.jobs.deps.store.list(c.get("userId"), { limit: query.data.limit + 1, before });
+    const page = rows.slice(0, query.data.limit);
+    const next = rows.length > query.data.limit ? encodeCursor(page[page.length - 1]) : null;
+    const data = await Promise.all(page.map((row) => toJobView(row, viewOptions(c))));
+    return c.json({ data, next_cursor: next });
+  });
+
+  app.get("/images/jobs/:id", async (c) => {
+    const params = JobIdParam.safeParse({ id: c.req.param("id") });
+    if (!params.success) throw ApiError.invalidField("id", "Must be a job id (a UUID)");
+    const job = await options.jobs.get(params.data.id, c.get("userId"));
+    // Another user's job is indistinguishable from a missing one.
+    if (!job) throw new ApiError(404, "job_not_found", `No job ${params.data.id}`);
+    return c.json(await toJobView(job, viewOptions(c)));
+  });
+
+  return app;
+}

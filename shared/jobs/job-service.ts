@@ -1,0 +1,103 @@
+/**
+ * The job use cases behind the HTTP API: create (store inputs, insert the row, submit inline when a
+ * provider slot is free), read (refreshing a due in-flight job), list.
+ *
+ * @module
+ */
+import type { CreateJobRequest } from "../api/job-schemas.ts";
+import type { ImageFormat } from "../images/sniff-image.ts";
+import type { JobInput, JobRow } from "./job-row.ts";
+import { ACTIVE_STATUSES } from "./job-row.ts";
+import { advanceJob, type RunnerDeps } from "./job-runner.ts";
+import { IMAGE_SLOTS, type ImageSlot, MODEL_SPECS } from "./models.ts";
+
+/** An input image after validation: bytes we hold, or an https URL BFL will fetch. */
+export type ResolvedImage =
+  | { kind: "bytes"; bytes: Uint8Array; contentType: string; format: ImageFormat }
+  | { kind: "url"; url: string };
+
+export type ResolvedImages = Partial<Record<ImageSlot, ResolvedImage>>;
+
+export interface CreateJobOptions {
+  parentJobId?: string | null;
+  idempotencyKey?: string | null;
+  requestHash?: string | null;
+  /** Try to submit to BFL during the request (default true). */
+  submitInline?: boolean;
+}
+
+/** Provider parameters as sent to BFL, defaults made explicit (the docs disagree on some). */
+export function providerParams(request: CreateJobRequest): Record<string, unknown> {
+  const params: Record<string, unknown> = {
+    prompt: request.prompt,
+    output_format: request.output_format,
+    safety_tolerance: request.safety_tolerance,
+  };
+  if (request.seed !== undefined) params.seed = request.seed;
+  if (request.model === "flux-bagel-alpha") {
+    params.steps = request.steps ?? 50;
+    params.guidance = request.guidance ?? 3.0;
+  } else {
+    if (request.aspect_ratio !== undefined) params.aspect_ratio = request.aspect_ratio;
+    if (request.prompt_upsampling !== undefined) params.prompt_upsampling = request.prompt_upsampling;
+  }
+  return params;
+}
+
+export class JobService {
+  constructor(readonly deps: RunnerDeps) {}
+
+  async create(userId: string, request: CreateJobRequest, images: ResolvedImages, options: CreateJobOptions = {}): Promise<JobRow> {
+    const { store, storage } = this.deps;
+    const id = crypto.randomUUID();
+    const inputs: JobInput[] = [];
+    const written: string[] = [];
+    try {
+      for (const slot of IMAGE_SLOTS) {
+        const image = images[slot];
+        if (!image || !MODEL_SPECS[request.model].imageSlots.includes(slot)) continue;
+        if (image.kind === "url") {
+          inputs.push({ slot, kind: "url", url: image.url });
+          continue;
+        }
+        const path = `inputs/${userId}/${id}/${slot}.${image.format}`;
+        await storage.put(path, image.bytes, image.contentType);
+        written.push(path);
+        inputs.push({ slot, kind: "upload", path, content_type: image.contentType, bytes: image.bytes.byteLength });
+      }
+      await store.ensureUser?.(userId);
+      const job = await store.insert({
+        id,
+        user_id: userId,
+        model: request.model,
+        params: providerParams(request),
+        inputs,
+        parent_job_id: options.parentJobId ?? null,
+        idempotency_key: options.idempotencyKey ?? null,
+        request_hash: options.requestHash ?? null,
+      });
+      this.deps.log.info("job.created", { job_id: id, model: job.model, user_id: userId, inputs: inputs.length });
+      if (options.submitInline === false) return job;
+      return await this.advance(job, false);
+    } catch (error) {
+      // Leave nothing behind: no orphaned input files for a job that does not exist.
+      await storage.remove(written).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Claims the job and moves it one step; returns it unchanged if someone else holds it. */
+  async advance(job: JobRow, onlyIfDue = true): Promise<JobRow> {
+    const claimed = await this.deps.store.claim(job.id, this.deps.workerId, this.deps.leaseSeconds, onlyIfDue);
+    if (!claimed) return job;
+    return await advanceJob(this.deps, claimed);
+  }
+
+  /** A user's job; an in-flight job whose next check is due is refreshed from BFL first. */
+  async get(id: string, userId: string, refresh = true): Promise<JobRow | null> {
+    const job = await this.deps.store.get(id, userId);
+    if (!job || !refresh || !ACTIVE_STATUSES.includes(job.status)) return job;
+    if (job.next_check_at.getTime() > (this.deps.now?.() ?? Date.now())) return job;
+    return await this.advance(job);
+  }
+}

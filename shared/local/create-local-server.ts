@@ -1,0 +1,37 @@
+/**
+ * The local server: the `images` function's app, reachable both as Supabase delivers it
+ * (/images/...) and as a deployed project's URL reads (/functions/v1/images/...), plus the
+ * background loop that advances jobs nobody polls.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { createImagesApp } from "../api/create-images-app.ts";
+import type { Services } from "../wiring/build-services.ts";
+import { startSweepLoop } from "../jobs/sweep.ts";
+
+export interface LocalServer {
+  app: Hono;
+  /** Stops the background loop (the HTTP server is the caller's). */
+  stop(): Promise<void>;
+}
+
+export function createLocalServer(services: Services, options: { sweep?: boolean } = {}): LocalServer {
+  const { config } = services;
+  const images = createImagesApp({
+    jobs: services.jobs,
+    storage: services.storage,
+    log: services.log,
+    signer: services.signer,
+    auth: { anonymousUserId: config.anonymousUserId },
+    providerConfigured: Boolean(services.bfl),
+    maxBodyBytes: config.maxBodyBytes,
+    health: async () => ({ store: config.store }),
+  });
+  const app = new Hono();
+  app.route("/", images);
+  app.route("/functions/v1", images);
+  app.get("/", (c) => c.redirect("/images/health"));
+  const stopLoop = options.sweep === false ? async () => {} : startSweepLoop(services.runner, config.sweepIntervalMs);
+  return { app, stop: stopLoop };
+}

@@ -1,0 +1,63 @@
+/**
+ * Structured logs: one JSON object a line. Callers pass fields, never request bodies, keys or
+ * tokens; `redact` is a last line of defence for values that look like secrets or base64 images.
+ *
+ * @module
+ */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  log(level: LogLevel, event: string, fields?: LogFields): void;
+  info(event: string, fields?: LogFields): void;
+  warn(event: string, fields?: LogFields): void;
+  error(event: string, fields?: LogFields): void;
+  /** A logger that adds `fields` to every line (e.g. a request id). */
+  child(fields: LogFields): Logger;
+}
+
+const SECRET_KEYS = /key|token|secret|authorization|password|input_image/i;
+
+function redact(value: unknown, key = ""): unknown {
+  if (SECRET_KEYS.test(key) && typeof value === "string") return "[redacted]";
+  if (typeof value === "string" && value.length > 512) return `${value.slice(0, 64)}…[${value.length} chars]`;
+  if (Array.isArray(value)) return value.map((item) => redact(item));
+  if (value && typeof value === "object" && !(value instanceof Date)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v, k)]));
+  }
+  return value;
+}
+
+export interface LoggerOptions {
+  /** Where lines go; defaults to the console. */
+  write?: (line: string, level: LogLevel) => void;
+  minLevel?: LogLevel;
+  fields?: LogFields;
+}
+
+const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const write = options.write ??
+    ((line: string, level: LogLevel) => (level === "error" || level === "warn" ? console.error(line) : console.log(line)));
+  const min = ORDER[options.minLevel ?? "info"];
+  const base = options.fields ?? {};
+  const log = (level: LogLevel, event: string, fields: LogFields = {}) => {
+    if (ORDER[level] < min) return;
+    const record = { time: new Date().toISOString(), level, event, ...base, ...fields };
+    write(JSON.stringify(redact(record)), level);
+  };
+  return {
+    log,
+    info: (event, fields) => log("info", event, fields),
+    warn: (event, fields) => log("warn", event, fields),
+    error: (event, fields) => log("error", event, fields),
+    child: (fields) => createLogger({ ...options, fields: { ...base, ...fields } }),
+  };
+}
+
+/** A logger that keeps lines in memory, for tests that assert what was (not) logged. */
+export function createMemoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return Object.assign(createLogger({ write: (line) => lines.push(line), minLevel: "debug" }), { lines });
+}

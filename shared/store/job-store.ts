@@ -1,0 +1,34 @@
+/**
+ * The port every job store implements (embedded PGlite, direct Postgres, Supabase). All state
+ * changes go through the SQL functions of the migration, so the guarantees (atomic claims, no
+ * backwards transitions) are the database's, not each adapter's.
+ *
+ * @module
+ */
+import type { JobPatch, JobRow, JobStatus, NewJob } from "../jobs/job-row.ts";
+
+export interface ListOptions {
+  limit: number;
+  /** Keyset cursor: jobs strictly older than this (created_at, id). */
+  before?: { createdAt: Date; id: string };
+}
+
+export interface JobStore {
+  insert(job: NewJob): Promise<JobRow>;
+  /** Deletes a job row; only for undoing a creation that failed half-way. */
+  remove(id: string): Promise<void>;
+  /** A job by id, scoped to its owner when userId is given (another user's job → null). */
+  get(id: string, userId?: string): Promise<JobRow | null>;
+  list(userId: string, options: ListOptions): Promise<JobRow[]>;
+  /** Takes the lease on one unfinished job; null when someone else holds it (or it is not due). */
+  claim(id: string, owner: string, leaseSeconds: number, onlyIfDue: boolean): Promise<JobRow | null>;
+  /** Takes the lease on up to `limit` due jobs at once. */
+  claimDue(owner: string, limit: number, leaseSeconds: number): Promise<JobRow[]>;
+  /** Applies `patch` if `owner` holds the lease and the status is one of `from`; else null. */
+  transition(id: string, owner: string, from: JobStatus[], patch: JobPatch): Promise<JobRow | null>;
+  /** Jobs holding a provider slot, per model. */
+  activeCounts(): Promise<Record<string, number>>;
+  /** Makes sure the user row exists (auth.users) for stores without Supabase Auth. */
+  ensureUser?(userId: string): Promise<void>;
+  close(): Promise<void>;
+}

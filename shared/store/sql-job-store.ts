@@ -1,0 +1,106 @@
+/**
+ * JobStore over any SqlClient (PGlite or a real PostgreSQL server). Reads are plain SQL; every
+ * state change calls a function from the migration.
+ *
+ * @module
+ */
+import type { JobPatch, JobRow, JobStatus, NewJob } from "../jobs/job-row.ts";
+import type { JobStore, ListOptions } from "./job-store.ts";
+import type { SqlClient } from "./sql-client.ts";
+
+const NUMERIC_COLUMNS = ["cost", "input_mp", "output_mp", "result_bytes", "submit_attempts", "poll_count"] as const;
+const DATE_COLUMNS = [
+  "next_check_at", "lease_until", "created_at", "updated_at", "submitted_at", "ready_at", "finished_at",
+  "last_checked_at",
+] as const;
+
+/** Normalises driver differences: numerics/bigints arrive as strings, json may arrive as text. */
+export function toJobRow(raw: Record<string, unknown>): JobRow {
+  const row = { ...raw } as Record<string, unknown>;
+  for (const column of NUMERIC_COLUMNS) {
+    if (row[column] !== null && row[column] !== undefined) row[column] = Number(row[column]);
+  }
+  for (const column of DATE_COLUMNS) {
+    const value = row[column];
+    if (value !== null && value !== undefined && !(value instanceof Date)) row[column] = new Date(value as string);
+  }
+  for (const column of ["params", "inputs", "error_details"]) {
+    if (typeof row[column] === "string") row[column] = JSON.parse(row[column] as string);
+  }
+  return row as unknown as JobRow;
+}
+
+export class SqlJobStore implements JobStore {
+  constructor(private readonly db: SqlClient) {}
+
+  async insert(job: NewJob): Promise<JobRow> {
+    const rows = await this.db.query(
+      `insert into public.image_jobs (id, user_id, model, params, inputs, parent_job_id, idempotency_key, request_hash)
+       values ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8)
+       returning *`,
+      [
+        job.id, job.user_id, job.model, JSON.stringify(job.params), JSON.stringify(job.inputs),
+        job.parent_job_id ?? null, job.idempotency_key ?? null, job.request_hash ?? null,
+      ],
+    );
+    return toJobRow(rows[0]);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.query("delete from public.image_jobs where id = $1", [id]);
+  }
+
+  async get(id: string, userId?: string): Promise<JobRow | null> {
+    const rows = userId === undefined
+      ? await this.db.query("select * from public.image_jobs where id = $1", [id])
+      : await this.db.query("select * from public.image_jobs where id = $1 and user_id = $2", [id, userId]);
+    return rows[0] ? toJobRow(rows[0]) : null;
+  }
+
+  async list(userId: string, options: ListOptions): Promise<JobRow[]> {
+    const rows = options.before
+      ? await this.db.query(
+        `select * from public.image_jobs
+          where user_id = $1 and (created_at, id) < ($2::timestamptz, $3::uuid)
+          order by created_at desc, id desc limit $4`,
+        [userId, options.before.createdAt.toISOString(), options.before.id, options.limit],
+      )
+      : await this.db.query(
+        `select * from public.image_jobs where user_id = $1 order by created_at desc, id desc limit $2`,
+        [userId, options.limit],
+      );
+    return rows.map(toJobRow);
+  }
+
+  async claim(id: string, owner: string, leaseSeconds: number, onlyIfDue: boolean): Promise<JobRow | null> {
+    const rows = await this.db.query("select * from public.image_jobs_claim($1, $2, $3, $4)", [
+      id, owner, leaseSeconds, onlyIfDue,
+    ]);
+    return rows[0] ? toJobRow(rows[0]) : null;
+  }
+
+  async claimDue(owner: string, limit: number, leaseSeconds: number): Promise<JobRow[]> {
+    const rows = await this.db.query("select * from public.image_jobs_claim_due($1, $2, $3)", [owner, limit, leaseSeconds]);
+    return rows.map(toJobRow);
+  }
+
+  async transition(id: string, owner: string, from: JobStatus[], patch: JobPatch): Promise<JobRow | null> {
+    const rows = await this.db.query("select * from public.image_jobs_transition($1, $2, $3::text[], $4::jsonb)", [
+      id, owner, `{${from.join(",")}}`, JSON.stringify(patch),
+    ]);
+    return rows[0] ? toJobRow(rows[0]) : null;
+  }
+
+  async activeCounts(): Promise<Record<string, number>> {
+    const rows = await this.db.query<{ model: string; active: unknown }>("select * from public.image_jobs_active_counts()");
+    return Object.fromEntries(rows.map((row) => [row.model, Number(row.active)]));
+  }
+
+  async ensureUser(userId: string): Promise<void> {
+    await this.db.query("insert into auth.users (id) values ($1) on conflict (id) do nothing", [userId]);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
