@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { createImagesApp } from "../api/create-images-app.ts";
 import type { Services } from "../wiring/build-services.ts";
 import { startSweepLoop } from "../jobs/sweep.ts";
+import { notFoundHandler } from "../http/error-handler.ts";
 
 export interface LocalServer {
   app: Hono;
@@ -29,6 +30,7 @@ export function createLocalServer(services: Services, options: { sweep?: boolean
     health: async () => ({ store: config.store }),
   });
   const app = new Hono();
+  app.notFound(notFoundHandler);
   app.route("/", images);
   app.route("/functions/v1", images);
   app.get("/", (c) => c.redirect("/images/health"));
