@@ -25,6 +25,7 @@ const config = configFromEnv({
   BFL_API_URL: sim.apiUrl,
   BFL_TRUSTED_ORIGINS: `${sim.pollOrigin},${sim.deliveryOrigin}`,
   DATA_DIR: dataDir,
+  ALLOW_ANONYMOUS: "true",
 });
 const services = await buildServices(config, { log: createLogger({ minLevel: "warn" }) });
 const server = createLocalServer(services);

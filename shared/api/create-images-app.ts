@@ -8,7 +8,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../http/api-error.ts";
-import { authenticate, type AuthenticateOptions, type AuthVariables } from "../http/authenticate.ts";
+import { authenticate, type Authenticator, type AuthVariables } from "../http/authenticate.ts";
 import { createErrorHandler, errorBody, notFoundHandler } from "../http/error-handler.ts";
 import type { JobService } from "../jobs/job-service.ts";
 import type { Logger } from "../log/logger.ts";
@@ -19,12 +19,13 @@ import { JobIdParam, ListJobsQuery } from "./job-schemas.ts";
 import { toJobView } from "./job-view.ts";
 import { registerOpenApi } from "./openapi.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
+import type { Services } from "../wiring/build-services.ts";
 
 export interface ImagesAppOptions {
   jobs: JobService;
   storage: ImageStorage;
   log: Logger;
-  auth: AuthenticateOptions;
+  authenticator: Authenticator;
   /** Signs local download links; absent when Storage signs its own (Supabase). */
   signer?: UrlSigner;
   /** False when BFL_API_KEY is missing: creation answers 503, reads still work. */
@@ -87,8 +88,8 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
     });
   }
 
-  app.use("/images/jobs", authenticate(options.auth));
-  app.use("/images/jobs/*", authenticate(options.auth));
+  app.use("/images/jobs", authenticate(options));
+  app.use("/images/jobs/*", authenticate(options));
 
   app.post(
     "/images/jobs",
@@ -141,4 +142,20 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
   });
 
   return app;
+}
+
+/** The `images` function's app from built services (used by functions/images and the local server). */
+export function imagesAppFor(services: Services): OpenAPIHono<Env> {
+  const { config } = services;
+  return createImagesApp({
+    jobs: services.jobs,
+    storage: services.storage,
+    log: services.log,
+    signer: services.signer,
+    authenticator: services.authenticator,
+    providerConfigured: Boolean(services.bfl),
+    maxBodyBytes: config.maxBodyBytes,
+    publicBaseUrl: config.publicBaseUrl,
+    health: async () => ({ store: config.store }),
+  });
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { JSONWebKeySet } from "jose";
 import { readDotenv } from "./read-dotenv.ts";
 
 export type StoreKind = "embedded" | "postgres" | "supabase";
@@ -31,8 +32,18 @@ export interface Config {
   jobTimeoutMs: number;
   /** How often the local server's background loop sweeps due jobs. */
   sweepIntervalMs: number;
-  /** Who the caller is when authentication is off (local use only). */
+  /** Who the caller is when anonymous access was explicitly enabled (ALLOW_ANONYMOUS, local use). */
   anonymousUserId?: string;
+  /** Verifying end users' Supabase access tokens. */
+  auth: { jwks?: JSONWebKeySet; jwksUrl?: string; jwtSecret?: string; issuer?: string; serverKeys: string[] };
+  /** Shared secret pg_cron sends to the sweeper function. */
+  sweeperSecret?: string;
+  /** Where the functions are reachable from outside (links in responses), e.g. https://<ref>.supabase.co/functions/v1. */
+  publicBaseUrl?: string;
+  /** Storage bucket for inputs and results on Supabase. */
+  bucket: string;
+  /** Settings that are present but unusable: the function answers 503 naming them. */
+  problems: string[];
   /** Secret for the local storage's signed download URLs. */
   signingSecret?: string;
 }
@@ -50,12 +61,40 @@ function intSetting(env: Record<string, string | undefined>, name: string, fallb
   return value;
 }
 
+/** The Edge Runtime injects SUPABASE_SECRET_KEYS as JSON: {"default": "sb_secret_..."}. */
+function secretKeyFromJson(json: string | undefined): string | undefined {
+  if (!json) return undefined;
+  try {
+    const keys = JSON.parse(json);
+    return typeof keys?.default === "string" ? keys.default : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Builds a Config from an environment map (pure; see loadConfig for the real environment). */
 export function configFromEnv(env: Record<string, string | undefined>): Config {
   const supabaseUrl = env.SUPABASE_URL || undefined;
   const databaseUrl = env.DATABASE_URL || undefined;
   const store: StoreKind = supabaseUrl ? "supabase" : databaseUrl ? "postgres" : "embedded";
   const bflApiUrl = (env.BFL_API_URL || "https://api.bfl.ai").replace(/\/+$/, "");
+  const problems: string[] = [];
+  const supabaseSecretKey = env.SUPABASE_SECRET_KEY || secretKeyFromJson(env.SUPABASE_SECRET_KEYS) ||
+    env.SUPABASE_SERVICE_ROLE_KEY || undefined;
+  if (supabaseUrl && !supabaseSecretKey) {
+    problems.push("SUPABASE_URL is set but no secret key is: set SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY)");
+  }
+  let jwks: JSONWebKeySet | undefined;
+  if (env.SUPABASE_JWKS) {
+    try {
+      jwks = JSON.parse(env.SUPABASE_JWKS);
+      if (!Array.isArray(jwks?.keys)) throw new Error("no keys array");
+    } catch {
+      problems.push("SUPABASE_JWKS is not a JSON Web Key Set");
+      jwks = undefined;
+    }
+  }
+  const allowAnonymous = env.ALLOW_ANONYMOUS === "true";
   return {
     bflApiKey: env.BFL_API_KEY || undefined,
     bflApiUrl,
@@ -67,13 +106,24 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
     dataDir: env.DATA_DIR || ".data",
     databaseUrl,
     supabaseUrl,
-    supabaseSecretKey: env.SUPABASE_SECRET_KEY || env.SUPABASE_SERVICE_ROLE_KEY || undefined,
+    supabaseSecretKey,
     port: intSetting(env, "PORT", 8000),
     maxBodyBytes: intSetting(env, "MAX_BODY_BYTES", 64 * MIB),
     pollIntervalMs: intSetting(env, "POLL_INTERVAL_MS", 1500),
     jobTimeoutMs: intSetting(env, "JOB_TIMEOUT_MS", 15 * 60_000),
     sweepIntervalMs: intSetting(env, "SWEEP_INTERVAL_MS", 1000),
-    anonymousUserId: store === "embedded" ? (env.LOCAL_USER_ID || LOCAL_USER_ID) : undefined,
+    anonymousUserId: allowAnonymous ? (env.LOCAL_USER_ID || LOCAL_USER_ID) : undefined,
+    auth: {
+      jwks,
+      jwksUrl: !jwks && supabaseUrl ? `${supabaseUrl}/auth/v1/.well-known/jwks.json` : undefined,
+      jwtSecret: env.SUPABASE_JWT_SECRET || undefined,
+      issuer: supabaseUrl ? `${supabaseUrl}/auth/v1` : undefined,
+      serverKeys: [...(env.SERVER_API_KEYS ?? "").split(","), supabaseSecretKey ?? ""].map((s) => s.trim()).filter(Boolean),
+    },
+    sweeperSecret: env.SWEEPER_SECRET || undefined,
+    publicBaseUrl: (env.PUBLIC_BASE_URL || (supabaseUrl ? `${supabaseUrl}/functions/v1` : "")).replace(/\/+$/, "") || undefined,
+    bucket: env.STORAGE_BUCKET || "images",
+    problems,
     signingSecret: env.SIGNING_SECRET || undefined,
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { Hono } from "hono";
-import { createImagesApp } from "../api/create-images-app.ts";
+import { imagesAppFor } from "../api/create-images-app.ts";
 import type { Services } from "../wiring/build-services.ts";
 import { startSweepLoop } from "../jobs/sweep.ts";
 import { notFoundHandler } from "../http/error-handler.ts";
@@ -19,16 +19,7 @@ export interface LocalServer {
 
 export function createLocalServer(services: Services, options: { sweep?: boolean } = {}): LocalServer {
   const { config } = services;
-  const images = createImagesApp({
-    jobs: services.jobs,
-    storage: services.storage,
-    log: services.log,
-    signer: services.signer,
-    auth: { anonymousUserId: config.anonymousUserId },
-    providerConfigured: Boolean(services.bfl),
-    maxBodyBytes: config.maxBodyBytes,
-    health: async () => ({ store: config.store }),
-  });
+  const images = imagesAppFor(services);
   const app = new Hono();
   app.notFound(notFoundHandler);
   app.route("/", images);

@@ -58,17 +58,9 @@ export class SqlJobStore implements JobStore {
   }
 
   async list(userId: string, options: ListOptions): Promise<JobRow[]> {
-    const rows = options.before
-      ? await this.db.query(
-        `select * from public.image_jobs
-          where user_id = $1 and (created_at, id) < ($2::timestamptz, $3::uuid)
-          order by created_at desc, id desc limit $4`,
-        [userId, options.before.createdAt.toISOString(), options.before.id, options.limit],
-      )
-      : await this.db.query(
-        `select * from public.image_jobs where user_id = $1 order by created_at desc, id desc limit $2`,
-        [userId, options.limit],
-      );
+    const rows = await this.db.query("select * from public.image_jobs_list($1, $2, $3, $4)", [
+      userId, options.limit, options.before?.createdAt.toISOString() ?? null, options.before?.id ?? null,
+    ]);
     return rows.map(toJobRow);
   }
 

@@ -19,6 +19,19 @@ import { SqlJobStore } from "../store/sql-job-store.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import { LocalImageStorage } from "../storage/local-image-storage.ts";
 import { UrlSigner } from "../storage/url-signer.ts";
+import { createAdminClient } from "../supabase/create-admin-client.ts";
+import { SupabaseImageStorage } from "../supabase/supabase-image-storage.ts";
+import { SupabaseJobStore } from "../supabase/supabase-job-store.ts";
+import { createAuthenticator } from "../auth/create-authenticator.ts";
+import type { Authenticator } from "../http/authenticate.ts";
+
+/** Settings that are present but unusable; the message names them and never their values. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Cannot start: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
 
 export interface Services {
   config: Config;
@@ -28,6 +41,8 @@ export interface Services {
   bfl?: BflClient;
   jobs: JobService;
   runner: RunnerDeps;
+  /** Resolves callers to user ids (tokens, server keys, or the anonymous local user). */
+  authenticator: Authenticator;
   log: Logger;
   close(): Promise<void>;
 }
@@ -36,6 +51,8 @@ export interface BuildOptions {
   log?: Logger;
   /** For tests: the fetch BFL calls go through. */
   fetch?: typeof fetch;
+  /** For tests: the fetch supabase-js goes through (a PostgREST/Storage stand-in). */
+  supabaseFetch?: typeof fetch;
   /** For tests: an already-open SQL client (e.g. a throwaway PostgreSQL). */
   sql?: SqlClient;
   workerId?: string;
@@ -56,7 +73,8 @@ async function localSigningSecret(config: Config): Promise<string> {
 
 export async function buildServices(config: Config, options: BuildOptions = {}): Promise<Services> {
   const log = options.log ?? createLogger();
-  let sql: SqlClient;
+  if (config.problems.length > 0) throw new ConfigError(config.problems);
+  let sql: SqlClient | undefined;
   if (options.sql) {
     sql = options.sql;
   } else if (config.store === "embedded") {
@@ -64,14 +82,29 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     sql = await openPglite(`${config.dataDir}/pglite`);
   } else if (config.store === "postgres") {
     sql = openPostgres(config.databaseUrl!);
-  } else {
-    throw new Error("Cannot build the Supabase store: it is not available in this build");
   }
-  await applyMigrations(sql);
-  const store = new SqlJobStore(sql);
-
-  const signer = new UrlSigner(config.signingSecret ?? await localSigningSecret(config));
-  const storage = new LocalImageStorage(`${config.dataDir}/images`, signer);
+  let store: JobStore;
+  let storage: ImageStorage;
+  let signer: UrlSigner | undefined;
+  if (config.store === "supabase" && !options.sql) {
+    // Supabase applies the migrations itself (supabase db push); rows and images go through its APIs.
+    const client = createAdminClient(config.supabaseUrl!, config.supabaseSecretKey!, options.supabaseFetch);
+    store = new SupabaseJobStore(client);
+    storage = new SupabaseImageStorage(client, config.bucket);
+  } else {
+    try {
+      await applyMigrations(sql!);
+    } catch (error) {
+      if (config.store !== "postgres" || options.sql) throw error;
+      await sql!.close().catch(() => {});
+      // The driver's message (host, port, reason) without any credentials from the URL.
+      const reason = String((error as Error).message).replace(/\/\/[^@\s/]*@/g, "//");
+      throw new ConfigError([`Cannot use the database at DATABASE_URL: ${reason}`]);
+    }
+    store = new SqlJobStore(sql!);
+    signer = new UrlSigner(config.signingSecret ?? await localSigningSecret(config));
+    storage = new LocalImageStorage(`${config.dataDir}/images`, signer);
+  }
 
   const bfl = config.bflApiKey
     ? new BflClient({
@@ -101,7 +134,10 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     bfl,
     jobs: new JobService(runner),
     runner,
+    authenticator: createAuthenticator({ ...config.auth, anonymousUserId: config.anonymousUserId }),
     log,
-    close: () => store.close(),
+    close: async () => {
+      await store.close();
+    },
   };
 }

@@ -183,6 +183,25 @@ begin
 end;
 $$;
 
+-- A user's jobs, newest first, after the keyset cursor (p_before_created_at, p_before_id) when
+-- given. One definition for every store (PostgREST calls it as an RPC).
+create or replace function public.image_jobs_list(
+  p_user_id uuid,
+  p_limit integer,
+  p_before_created_at timestamptz default null,
+  p_before_id uuid default null
+)
+returns setof public.image_jobs
+language sql
+stable
+as $$
+  select * from public.image_jobs
+   where user_id = p_user_id
+     and (p_before_created_at is null or (created_at, id) < (p_before_created_at, p_before_id))
+   order by created_at desc, id desc
+   limit p_limit;
+$$;
+
 -- Counts the jobs that occupy a provider slot, per model, for the concurrency governor.
 create or replace function public.image_jobs_active_counts()
 returns table (model text, active bigint)
@@ -228,3 +247,15 @@ revoke execute on function public.image_jobs_claim(uuid, text, integer, boolean)
 revoke execute on function public.image_jobs_claim_due(text, integer, integer) from public;
 revoke execute on function public.image_jobs_transition(uuid, text, text[], jsonb) from public;
 revoke execute on function public.image_jobs_active_counts() from public;
+revoke execute on function public.image_jobs_list(uuid, integer, timestamptz, uuid) from public;
+do $$
+begin
+  if exists (select 1 from pg_roles where rolname = 'service_role') then
+    grant execute on function public.image_jobs_claim(uuid, text, integer, boolean) to service_role;
+    grant execute on function public.image_jobs_claim_due(text, integer, integer) to service_role;
+    grant execute on function public.image_jobs_transition(uuid, text, text[], jsonb) to service_role;
+    grant execute on function public.image_jobs_active_counts() to service_role;
+    grant execute on function public.image_jobs_list(uuid, integer, timestamptz, uuid) to service_role;
+  end if;
+end;
+$$;

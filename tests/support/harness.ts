@@ -57,6 +57,7 @@ export function testConfig(sim: BflSimulator, dataDir: string, env: Record<strin
     BFL_API_URL: sim.apiUrl,
     BFL_TRUSTED_ORIGINS: `${sim.pollOrigin},${sim.deliveryOrigin}`,
     DATA_DIR: dataDir,
+    ALLOW_ANONYMOUS: "true",
     SIGNING_SECRET: "test-signing-secret",
     POLL_INTERVAL_MS: "100",
     SWEEP_INTERVAL_MS: "50",
