@@ -14,6 +14,8 @@ interface Ctx {
   backend: SqlBackend;
   sql: SqlClient;
   store: SqlJobStore;
+  /** applyMigrations() on this test's database again. */
+  migrate(): Promise<string[]>;
   /** A user that exists (store.ensureUser). */
   newUser(): Promise<string>;
   /** Inserts a queued job for `userId`. */
@@ -33,6 +35,7 @@ function contract(name: string, body: (ctx: Ctx) => Promise<void>) {
         backend,
         sql: opened.sql,
         store,
+        migrate: opened.migrate,
         async newUser() {
           const id = crypto.randomUUID();
           await store.ensureUser(id);
@@ -532,7 +535,7 @@ const SCHEMA_SNAPSHOT = `
   select 'function', p.oid::regprocedure::text || ' ' || md5(p.prosrc) || ' ' || coalesce(p.proacl::text, '')
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('public', 'auth', 'storage')
   union all
-  select 'trigger', tgrelid::regclass::text || ' ' || tgname || ' ' || tgenabled
+  select 'trigger', tgrelid::regclass::text || ' ' || tgname || ' ' || tgenabled::text
     from pg_trigger where not tgisinternal
   union all
   select 'policy', schemaname || '.' || tablename || ' ' || policyname || ' ' || cmd || ' '
@@ -561,16 +564,17 @@ contract("applying the migrations again is a no-op", async (t) => {
   const alice = await t.newUser();
   const job = await t.newJob(alice);
 
-  assert.deepEqual(await applyMigrations(t.sql), [], "nothing left to apply");
+  assert.deepEqual(await t.migrate(), [], "nothing left to apply");
+  assert.deepEqual(await applyMigrations(t.sql), [], "also through the store's own client");
   assert.deepEqual(await schemaSnapshot(t.sql), before);
 
   // The files themselves are idempotent too (the migration says so): re-run them from scratch.
   await t.sql.query("delete from supabase_migrations.schema_migrations");
-  const reapplied = await applyMigrations(t.sql);
+  const reapplied = await t.migrate();
   assert.ok(reapplied.length >= 1);
   assert.deepEqual(await schemaSnapshot(t.sql), before, "re-running every migration changes nothing");
   assert.deepEqual(await t.store.get(job.id), job, "data survives");
-  assert.deepEqual(await applyMigrations(t.sql), []);
+  assert.deepEqual(await t.migrate(), []);
 });
 
 Deno.test("stop the shared PostgreSQL cluster", async () => {

@@ -28,6 +28,10 @@ export interface Config {
   maxBodyBytes: number;
   /** How often an unfinished job is polled when nothing else prompts it (BFL's loop: 1.5 s). */
   pollIntervalMs: number;
+  /** With webhooks on, how often a job is polled anyway in case its webhook is lost. */
+  webhookPollIntervalMs: number;
+  /** Ask BFL for webhooks (needs publicBaseUrl, which BFL must be able to reach). */
+  webhooks: boolean;
   /** A job not finished this long after submission fails with `timed_out`. */
   jobTimeoutMs: number;
   /** How often the local server's background loop sweeps due jobs. */
@@ -111,6 +115,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
     maxBodyBytes: intSetting(env, "MAX_BODY_BYTES", 64 * MIB),
     pollIntervalMs: intSetting(env, "POLL_INTERVAL_MS", 1500),
     jobTimeoutMs: intSetting(env, "JOB_TIMEOUT_MS", 15 * 60_000),
+    webhookPollIntervalMs: intSetting(env, "WEBHOOK_POLL_INTERVAL_MS", 20_000),
+    webhooks: env.WEBHOOKS !== "false" && Boolean(env.PUBLIC_BASE_URL || supabaseUrl),
     sweepIntervalMs: intSetting(env, "SWEEP_INTERVAL_MS", 1000),
     anonymousUserId: allowAnonymous ? (env.LOCAL_USER_ID || LOCAL_USER_ID) : undefined,
     auth: {

@@ -27,6 +27,8 @@ export interface RunnerDeps {
   workerId: string;
   leaseSeconds: number;
   pollIntervalMs: number;
+  /** Poll interval for jobs that will announce themselves by webhook (a fallback only). */
+  webhookPollIntervalMs?: number;
   jobTimeoutMs: number;
   /** Called on every status change (metrics, logs). */
   onTransition?: (job: JobRow, from: JobStatus) => void;
@@ -40,6 +42,10 @@ export const SAMPLE_URL_LIFETIME_MS = 10 * 60_000;
 const MAX_RETRY_DELAY_MS = 30_000;
 
 const at = (ms: number) => new Date(ms);
+
+/** With a webhook coming, polling is only a safety net and can be rare. */
+const pollDelay = (deps: RunnerDeps, job: JobRow) =>
+  job.webhook_secret ? Math.max(deps.pollIntervalMs, deps.webhookPollIntervalMs ?? 0) : deps.pollIntervalMs;
 
 export async function advanceJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
   switch (job.status) {
@@ -132,7 +138,7 @@ async function submitJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
         input_mp: outcome.inputMp,
         output_mp: outcome.outputMp,
         submitted_at: at(after),
-        next_check_at: at(after + deps.pollIntervalMs),
+        next_check_at: at(after + pollDelay(deps, submitting)),
       });
     case "retry_later":
       // BFL did not take the task (429 or unreachable): back in the queue, not failed.
@@ -221,7 +227,7 @@ async function checkJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
       return await transition(deps, job, ["running"], {
         ...checked,
         provider_status: poll.status,
-        next_check_at: at(now + deps.pollIntervalMs),
+        next_check_at: at(now + pollDelay(deps, job)),
       });
     case "Request Moderated":
       return await transition(deps, job, ["running"], {

@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { imagesAppFor } from "../api/create-images-app.ts";
 import type { Services } from "../wiring/build-services.ts";
 import { startSweepLoop } from "../jobs/sweep.ts";
+import { createWebhookApp } from "../jobs/webhook-app.ts";
 import { notFoundHandler } from "../http/error-handler.ts";
 
 export interface LocalServer {
@@ -22,8 +23,11 @@ export function createLocalServer(services: Services, options: { sweep?: boolean
   const images = imagesAppFor(services);
   const app = new Hono();
   app.notFound(notFoundHandler);
-  app.route("/", images);
-  app.route("/functions/v1", images);
+  const webhook = createWebhookApp(services);
+  for (const prefix of ["/", "/functions/v1"]) {
+    app.route(prefix, images);
+    app.route(prefix, webhook);
+  }
   app.get("/", (c) => c.redirect("/images/health"));
   const stopLoop = options.sweep === false ? async () => {} : startSweepLoop(services.runner, config.sweepIntervalMs);
   return { app, stop: stopLoop };

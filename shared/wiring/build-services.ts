@@ -58,6 +58,11 @@ export interface BuildOptions {
   workerId?: string;
 }
 
+/** 32 random bytes, hex: a per-job webhook secret BFL echoes back. */
+function randomSecret(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** A local secret that survives restarts, so signed links stay valid. */
 async function localSigningSecret(config: Config): Promise<string> {
   const file = `${config.dataDir}/signing-secret`;
@@ -124,6 +129,10 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     workerId: options.workerId ?? `worker-${crypto.randomUUID().slice(0, 8)}`,
     leaseSeconds: 60,
     pollIntervalMs: config.pollIntervalMs,
+    webhookPollIntervalMs: config.webhookPollIntervalMs,
+    webhookFor: config.webhooks && config.publicBaseUrl
+      ? (job) => ({ url: `${config.publicBaseUrl}/bfl-webhook/jobs/${job.id}`, secret: randomSecret() })
+      : undefined,
     jobTimeoutMs: config.jobTimeoutMs,
   };
   return {
