@@ -22,58 +22,83 @@ interface Ctx {
   newJob(userId: string, overrides?: Partial<NewJob>): Promise<JobRow>;
   /** Direct SQL on one job row, bypassing the store (as another client or an operator would). */
   setColumns(id: string, assignments: string): Promise<void>;
-  /** Moves a job to `status` the way the service does: claim, transition. */
-  moveTo(id: string, status: JobStatus, extra?: Record<string, unknown>): Promise<JobRow>;
+  /**
+   * Sets a job's status (and provider columns) with plain SQL and no lease, as setup for tests
+   * that are not about transition() itself.
+   */
+  moveTo(id: string, status: JobStatus, extra?: { provider_status?: string; provider_task_id?: string }): Promise<void>;
 }
 
-function contract(name: string, body: (ctx: Ctx) => Promise<void>) {
+/**
+ * Per backend: a reason to register the test as ignored because it exposes a known bug. Every
+ * use carries a `// BUG:` comment and is described in the report.
+ */
+interface KnownBugs {
+  postgres?: string;
+  pglite?: string;
+}
+
+function contract(name: string, body: (ctx: Ctx) => Promise<void>, knownBugs: KnownBugs = {}) {
   for (const backend of describeStores()) {
-    Deno.test(`JobStore contract [${backend.name}]: ${name}`, async () => {
-      const opened = await backend.open();
-      const store = new SqlJobStore(opened.sql);
-      const ctx: Ctx = {
-        backend,
-        sql: opened.sql,
-        store,
-        migrate: opened.migrate,
-        async newUser() {
-          const id = crypto.randomUUID();
-          await store.ensureUser(id);
-          return id;
-        },
-        newJob(userId, overrides = {}) {
-          return store.insert({
-            id: crypto.randomUUID(),
-            user_id: userId,
-            model: "flux-kontext-pro",
-            params: { prompt: "a red bicycle", seed: 7 },
-            inputs: [],
-            ...overrides,
-          });
-        },
-        async setColumns(id, assignments) {
-          await opened.sql.query(`update public.image_jobs set ${assignments} where id = $1`, [id]);
-        },
-        async moveTo(id, status, extra = {}) {
-          const owner = `setup-${crypto.randomUUID()}`;
-          const claimed = await store.claim(id, owner, 60, false);
-          assert.ok(claimed, `setup: cannot claim ${id}`);
-          const moved = await store.transition(id, owner, ["queued", "submitting", "running"], {
-            status,
-            ...extra,
-          });
-          assert.ok(moved, `setup: cannot move ${id} to ${status}`);
-          return moved;
-        },
-      };
-      try {
-        await body(ctx);
-      } finally {
-        await opened.close();
-      }
+    const bug = knownBugs[backend.name];
+    Deno.test({
+      name: `JobStore contract [${backend.name}]: ${name}${bug ? ` (ignored, BUG: ${bug})` : ""}`,
+      ignore: bug !== undefined,
+      fn: () => runContract(backend, body),
     });
   }
 }
+
+async function runContract(backend: SqlBackend, body: (ctx: Ctx) => Promise<void>) {
+  const opened = await backend.open();
+  const store = new SqlJobStore(opened.sql);
+  const ctx: Ctx = {
+    backend,
+    sql: opened.sql,
+    store,
+    migrate: opened.migrate,
+    async newUser() {
+      const id = crypto.randomUUID();
+      await store.ensureUser(id);
+      return id;
+    },
+    newJob(userId, overrides = {}) {
+      return store.insert({
+        id: crypto.randomUUID(),
+        user_id: userId,
+        model: "flux-kontext-pro",
+        params: { prompt: "a red bicycle", seed: 7 },
+        inputs: [],
+        ...overrides,
+      });
+    },
+    async setColumns(id, assignments) {
+      await opened.sql.query(`update public.image_jobs set ${assignments} where id = $1`, [id]);
+    },
+    async moveTo(id, status, extra = {}) {
+      await opened.sql.query(
+        `update public.image_jobs
+            set status = $2, provider_status = coalesce($3, provider_status),
+                provider_task_id = coalesce($4, provider_task_id), lease_owner = null, lease_until = null
+          where id = $1`,
+        [id, status, extra.provider_status ?? null, extra.provider_task_id ?? null],
+      );
+    },
+  };
+  try {
+    await body(ctx);
+  } finally {
+    await opened.close();
+  }
+}
+
+// BUG (sql-job-store.ts + postgres-client.ts): SqlJobStore passes jsonb parameters already
+// JSON.stringify'd ($4::jsonb in insert/transition); postgres.js learns the parameter type is
+// jsonb and JSON.stringify's the string again, so on a real PostgreSQL server the value is a
+// JSON *string*. insert stores params/inputs as strings (toJobRow's JSON.parse hides it from the
+// store's own reads) and every transition fails with 22023 "cannot call populate_composite on a
+// scalar". PGlite passes strings through, so only the postgres backend is affected.
+const JSONB_DOUBLE_ENCODED = "jsonb parameters are double-encoded by postgres.js (22023 in transition)";
 
 /** Asserts `promise` rejects with a Postgres error of SQLSTATE `code` whose message matches `message`. */
 async function rejectsWithSqlState(promise: Promise<unknown>, code: string, message?: RegExp) {
@@ -130,6 +155,32 @@ contract("insert fills in the defaults and get returns the same row, scoped to i
   assert.equal(await t.store.get(child.id), null);
   await t.store.remove(child.id); // removing twice is harmless
 });
+
+contract(
+  "jsonb columns hold JSON objects and arrays as SQL sees them, not JSON strings",
+  async (t) => {
+    const alice = await t.newUser();
+    const job = await t.newJob(alice, {
+      params: { prompt: "a cat", seed: 3 },
+      inputs: [{ slot: "input_image", kind: "url", url: "https://example.com/cat.png" }],
+    });
+    const rows = await t.sql.query<{ params_type: string; inputs_type: string; prompt: string; url: string }>(
+      `select jsonb_typeof(params) as params_type, jsonb_typeof(inputs) as inputs_type,
+              params->>'prompt' as prompt, inputs->0->>'url' as url
+         from public.image_jobs where id = $1`,
+      [job.id],
+    );
+    // What PostgREST, the RLS'd owner reads and any SQL (params->>'prompt') see.
+    assert.deepEqual(rows[0], {
+      params_type: "object",
+      inputs_type: "array",
+      prompt: "a cat",
+      url: "https://example.com/cat.png",
+    });
+  },
+  // BUG: on PostgreSQL insert stores params/inputs as JSON strings (see JSONB_DOUBLE_ENCODED).
+  { postgres: JSONB_DOUBLE_ENCODED },
+);
 
 contract("ensureUser is idempotent and jobs need an existing user", async (t) => {
   const id = crypto.randomUUID();
@@ -365,7 +416,10 @@ contract("transition applies only for the lease owner and a matching from-status
     "a released lease no longer authorises anything",
   );
   assert.equal((await t.store.get(job.id))?.status, "submitting");
-});
+},
+  // BUG: every transition fails on PostgreSQL (see JSONB_DOUBLE_ENCODED above).
+  { postgres: JSONB_DOUBLE_ENCODED },
+);
 
 contract("transition keeps the lease when the patch keeps it, and keeps absent keys", async (t) => {
   const alice = await t.newUser();
@@ -433,7 +487,10 @@ contract("transition keeps the lease when the patch keeps it, and keeps absent k
   assert.equal(cleared.lease_owner, null);
   assert.equal(cleared.lease_until, null);
   assert.deepEqual(await t.store.get(job.id), cleared, "what transition returns is what is stored");
-});
+},
+  // BUG: every transition fails on PostgreSQL (see JSONB_DOUBLE_ENCODED above).
+  { postgres: JSONB_DOUBLE_ENCODED },
+);
 
 contract("transition to a finished state records the result", async (t) => {
   const alice = await t.newUser();
@@ -456,47 +513,74 @@ contract("transition to a finished state records the result", async (t) => {
   assert.equal(done.result_bytes, 123456789012, "bigint survives the round trip");
   assert.equal(done.finished_at?.getTime(), finishedAt.getTime());
   assert.equal(done.provider_task_id, "task-9");
-});
+},
+  // BUG: every transition fails on PostgreSQL (see JSONB_DOUBLE_ENCODED above).
+  { postgres: JSONB_DOUBLE_ENCODED },
+);
 
-contract("a finished job never moves backwards, via transition or a direct update", async (t) => {
+contract("a finished job never moves backwards on a direct update: the guard trigger raises", async (t) => {
   const alice = await t.newUser();
   for (const finalStatus of ["succeeded", "failed", "moderated"] as const) {
     const job = await t.newJob(alice);
-    // Finish while keeping the lease, so only the guard trigger stands in the way.
     await t.moveTo(job.id, "running");
-    assert.ok(await t.store.claim(job.id, "w", 60, false));
-    const leaseUntil = new Date(Date.now() + 60_000);
-    const finished = await t.store.transition(job.id, "w", ["running"], {
-      status: finalStatus,
-      lease_owner: "w",
-      lease_until: leaseUntil,
-    });
-    assert.equal(finished?.status, finalStatus);
-
+    await t.moveTo(job.id, finalStatus);
+    for (const target of ["queued", "submitting", "running", "succeeded", "failed", "moderated"]) {
+      if (target === finalStatus) continue;
+      await rejectsWithSqlState(
+        t.sql.query("update public.image_jobs set status = $2 where id = $1", [job.id, target]),
+        "23514",
+        /finished/,
+      );
+    }
     await rejectsWithSqlState(
-      t.store.transition(job.id, "w", [finalStatus], { status: "running", lease_owner: "w", lease_until: leaseUntil }),
-      "23514",
-      /finished/,
-    );
-    const sideways = finalStatus === "failed" ? "succeeded" : "failed";
-    await rejectsWithSqlState(t.store.transition(job.id, "w", [finalStatus], { status: sideways }), "23514", /finished/);
-    await rejectsWithSqlState(
-      t.sql.query("update public.image_jobs set status = 'running' where id = $1", [job.id]),
-      "23514",
-      /finished/,
-    );
-    await rejectsWithSqlState(
-      t.sql.query("update public.image_jobs set status = 'queued', lease_owner = null where id = $1", [job.id]),
+      t.sql.query("update public.image_jobs set status = 'running', lease_owner = null where id = $1", [job.id]),
       "23514",
     );
     assert.equal((await t.store.get(job.id))?.status, finalStatus);
-
-    // Without the lease, a transition is simply refused.
-    await t.setColumns(job.id, "lease_owner = null, lease_until = null");
-    assert.equal(await t.store.transition(job.id, "w", [finalStatus], { status: "running" }), null);
-    assert.equal((await t.store.get(job.id))?.status, finalStatus);
+    // Other columns of a finished job may still change (e.g. bookkeeping), the status may not.
+    await t.sql.query("update public.image_jobs set status = $2, error_message = 'note' where id = $1", [
+      job.id,
+      finalStatus,
+    ]);
+    assert.equal((await t.store.get(job.id))?.error_message, "note");
   }
 });
+
+contract(
+  "a finished job never moves backwards via transition, even for the lease holder",
+  async (t) => {
+    const alice = await t.newUser();
+    for (const finalStatus of ["succeeded", "failed", "moderated"] as const) {
+      const job = await t.newJob(alice);
+      await t.moveTo(job.id, "running");
+      // Finish while keeping the lease, so only the guard trigger stands in the way.
+      assert.ok(await t.store.claim(job.id, "w", 60, false));
+      const leaseUntil = new Date(Date.now() + 60_000);
+      const finished = await t.store.transition(job.id, "w", ["running"], {
+        status: finalStatus,
+        lease_owner: "w",
+        lease_until: leaseUntil,
+      });
+      assert.equal(finished?.status, finalStatus);
+
+      await rejectsWithSqlState(
+        t.store.transition(job.id, "w", [finalStatus], { status: "running", lease_owner: "w", lease_until: leaseUntil }),
+        "23514",
+        /finished/,
+      );
+      const sideways = finalStatus === "failed" ? "succeeded" : "failed";
+      await rejectsWithSqlState(t.store.transition(job.id, "w", [finalStatus], { status: sideways }), "23514", /finished/);
+      assert.equal((await t.store.get(job.id))?.status, finalStatus);
+
+      // Without the lease, a transition is simply refused.
+      await t.setColumns(job.id, "lease_owner = null, lease_until = null");
+      assert.equal(await t.store.transition(job.id, "w", [finalStatus], { status: "running" }), null);
+      assert.equal((await t.store.get(job.id))?.status, finalStatus);
+    }
+  },
+  // BUG: every transition fails on PostgreSQL (see JSONB_DOUBLE_ENCODED above).
+  { postgres: JSONB_DOUBLE_ENCODED },
+);
 
 // ---------------------------------------------------------------------------------------------
 // activeCounts
@@ -504,7 +588,7 @@ contract("a finished job never moves backwards, via transition or a direct updat
 contract("activeCounts counts submitting and running jobs per model", async (t) => {
   assert.deepEqual(await t.store.activeCounts(), {});
   const alice = await t.newUser();
-  const job = async (model: ModelId, status: JobStatus, extra: Record<string, unknown> = {}) => {
+  const job = async (model: ModelId, status: JobStatus, extra: { provider_status?: string } = {}) => {
     const row = await t.newJob(alice, { model });
     if (status !== "queued") await t.moveTo(row.id, status, extra);
   };

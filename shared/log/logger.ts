@@ -20,7 +20,11 @@ const SECRET_KEYS = /key|token|secret|authorization|password|input_image/i;
 
 function redact(value: unknown, key = ""): unknown {
   if (SECRET_KEYS.test(key) && typeof value === "string") return "[redacted]";
-  if (typeof value === "string" && value.length > 512) return `${value.slice(0, 64)}…[${value.length} chars]`;
+  if (typeof value === "string") {
+    // Credentials inside URLs (postgres://user:password@host) never reach a log line.
+    const text = value.replace(/\/\/[^/\s@]+@/g, "//[redacted]@");
+    return text.length > 512 ? `${text.slice(0, 64)}…[${text.length} chars]` : text;
+  }
   if (Array.isArray(value)) return value.map((item) => redact(item));
   if (value && typeof value === "object" && !(value instanceof Date)) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v, k)]));

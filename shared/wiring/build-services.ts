@@ -86,7 +86,12 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     await Deno.mkdir(config.dataDir, { recursive: true });
     sql = await openPglite(`${config.dataDir}/pglite`);
   } else if (config.store === "postgres") {
-    sql = openPostgres(config.databaseUrl!);
+    try {
+      sql = openPostgres(config.databaseUrl!);
+    } catch {
+      // The driver's message would quote the URL, password included.
+      throw new ConfigError(["Cannot use DATABASE_URL: it is not a valid postgres:// URL"]);
+    }
   }
   let store: JobStore;
   let storage: ImageStorage;

@@ -23,8 +23,11 @@ export interface PostgresCluster {
   dataDir: string;
   /** Whether pg_cron is preloaded (asked for with `cron: true` and installed). */
   hasCron: boolean;
-  /** Runs a script with psql against the `postgres` database (ON_ERROR_STOP); returns unaligned, tuples-only output. */
-  psql(sql: string): Promise<string>;
+  /**
+   * Runs a script with psql (ON_ERROR_STOP) against the `postgres` database, or `options.database`;
+   * returns the unaligned, tuples-only output, trimmed.
+   */
+  psql(sql: string, options?: { database?: string }): Promise<string>;
   /** Stops the server at once and removes its folder. Idempotent. */
   stop(): Promise<void>;
 }
@@ -229,9 +232,12 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     }
     if (!started) throw new Error(`pg_ctl start failed: ${lastError}`);
 
-    const psqlArgs = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres"];
-    const psql = async (sql: string): Promise<string> => {
-      const ran = await run(`${bin}/psql`, [...psqlArgs, "-f", "-"], { stdin: sql, env: { PGCONNECT_TIMEOUT: "10" } });
+    const psqlArgs = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres"];
+    const psql = async (sql: string, options: { database?: string } = {}): Promise<string> => {
+      const ran = await run(`${bin}/psql`, [...psqlArgs, "-d", options.database ?? "postgres", "-f", "-"], {
+        stdin: sql,
+        env: { PGCONNECT_TIMEOUT: "10" },
+      });
       if (ran.code !== 0) throw new Error(`psql failed: ${describe(ran)}`);
       return ran.stdout.trim();
     };
