@@ -180,12 +180,6 @@ Deno.test("decodedBase64Length() matches the decoded length for every length fro
 
 Deno.test({
   name: "decodedBase64Length() matches the decoded length of line-wrapped base64",
-  // BUG: shared/images/base64.ts decodedBase64Length() counts the line breaks that decodeBase64()
-  // skips (lines 35-36 use text.length, and a trailing newline hides the "=" padding), so it
-  // over-estimates wrapped input: 1025 instead of 1000 for 76-column CRLF wrapping, 1002 for
-  // "…==\n". read-create-request.ts uses it for a hard 413, so a wrapped image under 20 MiB
-  // (from ~19.7 MiB with CRLF) is refused as too large (see tests/job-schemas.test.ts).
-  ignore: true,
   fn() {
     const bytes = randomBytes(1000);
     const wrapped = wrap76(encodeBase64(bytes));

@@ -509,11 +509,6 @@ Deno.test("poll() timeout, refused connection or an answer without status → tr
 
 Deno.test({
   name: "poll() 404 → fatal, as PollOutcome documents",
-  // BUG: shared/bfl/bfl-client.ts:53 documents PollOutcome "fatal" as "The poll can never succeed
-  // (403: key revoked; 404; an untrusted URL)", but poll() only maps 401/403 to fatal and line 201
-  // (`if (!response.ok) return { kind: "transient", … }`) turns an HTTP 404 into "transient", so a
-  // polling URL that 404s is re-polled until the job deadline instead of failing at once.
-  ignore: true,
   async fn() {
     const server = localServer(() => Response.json({ detail: "Not Found" }, { status: 404 }));
     try {

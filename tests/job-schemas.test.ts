@@ -401,11 +401,6 @@ Deno.test("readCreateRequest() rejects a multipart field given twice", async () 
 
 Deno.test({
   name: "readCreateRequest() reports a multipart field named like an Object.prototype member as unknown",
-  // BUG: shared/api/read-create-request.ts:53 tests `name in fields` on a plain object literal, so
-  // inherited names ("constructor", "toString", "hasOwnProperty", …) count as already present: a
-  // part named "constructor" sent once is refused as "Invalid constructor: Given more than once"
-  // instead of "Unknown field" (still a 400, but the message is wrong). Object.hasOwn() fixes it.
-  ignore: true,
   async fn() {
     for (const name of ["constructor", "toString"]) {
       const error = await assertApiError(formRequest({ prompt: "x", [name]: "1" }), { status: 400, field: name });
@@ -452,12 +447,6 @@ Deno.test("readCreateRequest() accepts 20 MiB as base64 and refuses 20 MiB + 1 b
 
 Deno.test({
   name: "readCreateRequest() accepts a line-wrapped base64 image just under 20 MiB",
-  // BUG: shared/api/read-create-request.ts:113 rejects with decodedBase64Length(base64), which
-  // (shared/images/base64.ts:35-36) counts line breaks as data, although decodeBase64() accepts
-  // and skips them. A 20 MiB - 1 KiB PNG sent as 76-column CRLF-wrapped base64 gets a 413
-  // image_too_large ("Image is 20.5 MB; the limit is 20.0 MB") instead of being accepted like
-  // the same image unwrapped.
-  ignore: true,
   async fn() {
     const bytes = makeLargePng(20 * MIB - 1024, 4);
     const wrapped = toBase64(bytes).match(/.{1,76}/g)!.join("\r\n");

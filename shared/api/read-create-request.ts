@@ -50,7 +50,7 @@ async function readBody(request: Request): Promise<Record<string, unknown>> {
     }
     const fields: Record<string, unknown> = {};
     for (const [name, value] of form.entries()) {
-      if (name in fields) throw ApiError.invalidField(name, "Given more than once");
+      if (Object.hasOwn(fields, name)) throw ApiError.invalidField(name, "Given more than once");
       if (typeof value === "string") fields[name] = fromFormValue(name, value);
       else if ((IMAGE_SLOTS as readonly string[]).includes(name)) fields[name] = new UploadedImage(value);
       else throw ApiError.invalidField(name, "Only image fields may be files");

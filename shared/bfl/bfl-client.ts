@@ -198,6 +198,9 @@ export class BflClient {
     if (response.status === 401 || response.status === 403) {
       return { kind: "fatal", code: "provider_auth_failed", message: "BFL refused the API key while polling" };
     }
+    if (response.status === 404) {
+      return { kind: "fatal", code: "provider_task_not_found", message: "BFL's polling URL answered 404 (no such task)" };
+    }
     if (!response.ok) return { kind: "transient", message: `BFL answered the poll with HTTP ${response.status}` };
     const record = (body ?? {}) as Record<string, unknown>;
     if (typeof record.status !== "string") return { kind: "transient", message: "BFL's poll answer had no status" };

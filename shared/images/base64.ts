@@ -32,6 +32,7 @@ export function decodeBase64(text: string): Uint8Array | null {
 
 /** The number of bytes `text` decodes to, without decoding it (for early size checks). */
 export function decodedBase64Length(text: string): number {
-  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
-  return Math.floor((text.length * 3) / 4) - padding;
+  const compact = /\s/.test(text) ? text.replace(/\s+/g, "") : text;
+  const padding = compact.endsWith("==") ? 2 : compact.endsWith("=") ? 1 : 0;
+  return Math.floor((compact.length * 3) / 4) - padding;
 }
