@@ -305,7 +305,7 @@ Deno.test("RLS on a Supabase-like database: the table grants still keep authenti
 // anon/authenticated; actual: has_function_privilege(...) is true for both.
 Deno.test({
   name: "RLS on a Supabase-like database: anon and authenticated hold no EXECUTE on the job functions",
-  ignore: true,
+  ignore: false,
   fn: async () => {
     await withSupabaseLikeDatabase(async (sql) => {
       const rows = await sql`
@@ -356,7 +356,7 @@ Deno.test("migrations apply on a plain PostgreSQL without pg_net, vault or pg_cr
 // supabase_migrations.schema_migrations. Expected: the versions applied; actual: that error.
 Deno.test({
   name: "migrations apply through openPostgres() with its default pool, as buildServices does",
-  ignore: true,
+  ignore: false,
   fn: async () => {
     const cluster = await sharedPostgresCluster();
     const database = await createTestDatabase(cluster);

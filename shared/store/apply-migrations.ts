@@ -36,15 +36,17 @@ export async function applyMigrations(db: SqlClient, options: { shim?: boolean }
     if (done.has(migration.version)) continue;
     const script = await Deno.readTextFile(migration.url);
     try {
-      await db.exec(`begin;\n${script}\ncommit;`);
+      // The file and its record commit together, so a failure leaves neither behind.
+      await db.transaction(async (tx) => {
+        await tx.exec(script);
+        await tx.query(
+          "insert into supabase_migrations.schema_migrations (version, name) values ($1, $2) on conflict do nothing",
+          [migration.version, migration.name],
+        );
+      });
     } catch (error) {
-      await db.exec("rollback").catch(() => {});
       throw new Error(`Cannot apply migration ${migration.version}_${migration.name}: ${(error as Error).message}`);
     }
-    await db.query(
-      "insert into supabase_migrations.schema_migrations (version, name) values ($1, $2) on conflict do nothing",
-      [migration.version, migration.name],
-    );
     applied.push(migration.version);
   }
   return applied;

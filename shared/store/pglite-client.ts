@@ -19,6 +19,18 @@ export async function openPglite(dataDir?: string): Promise<SqlClient> {
     async exec(script: string) {
       await db.exec(script);
     },
+    async transaction(work) {
+      return await db.transaction((tx) =>
+        work({
+          async query<T>(text: string, params: unknown[] = []) {
+            return (await tx.query<T>(text, params)).rows;
+          },
+          async exec(script: string) {
+            await tx.exec(script);
+          },
+        })
+      );
+    },
     async close() {
       await db.close();
     },

@@ -28,6 +28,20 @@ export function openPostgres(url: string, options: PostgresClientOptions = {}): 
     async exec(script: string) {
       await sql.unsafe(script);
     },
+    async transaction(work) {
+      // sql.begin pins one connection of the pool for the whole transaction.
+      return await sql.begin((tx) =>
+        work({
+          async query<T>(text: string, params: unknown[] = []) {
+            // deno-lint-ignore no-explicit-any
+            return await tx.unsafe(text, params as any[]) as unknown as T[];
+          },
+          async exec(script: string) {
+            await tx.unsafe(script);
+          },
+        })
+      ) as Awaited<ReturnType<typeof work>>;
+    },
     async close() {
       await sql.end({ timeout: 5 });
     },

@@ -8,5 +8,7 @@ export interface SqlClient {
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(script: string): Promise<void>;
+  /** Runs `work` in one transaction on one connection: all of it commits, or none. */
+  transaction<T>(work: (tx: Pick<SqlClient, "query" | "exec">) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

@@ -249,7 +249,26 @@ revoke execute on function public.image_jobs_transition(uuid, text, text[], json
 revoke execute on function public.image_jobs_active_counts() from public;
 revoke execute on function public.image_jobs_list(uuid, integer, timestamptz, uuid) from public;
 do $$
+declare
+  fn text;
 begin
+  -- Supabase grants EXECUTE to anon and authenticated directly (default privileges), which a
+  -- revoke from PUBLIC does not undo.
+  foreach fn in array array[
+    'public.image_jobs_claim(uuid, text, integer, boolean)',
+    'public.image_jobs_claim_due(text, integer, integer)',
+    'public.image_jobs_transition(uuid, text, text[], jsonb)',
+    'public.image_jobs_active_counts()',
+    'public.image_jobs_list(uuid, integer, timestamptz, uuid)',
+    'public.image_jobs_guard()'
+  ] loop
+    if exists (select 1 from pg_roles where rolname = 'anon') then
+      execute format('revoke execute on function %s from anon', fn);
+    end if;
+    if exists (select 1 from pg_roles where rolname = 'authenticated') then
+      execute format('revoke execute on function %s from authenticated', fn);
+    end if;
+  end loop;
   if exists (select 1 from pg_roles where rolname = 'service_role') then
     grant execute on function public.image_jobs_claim(uuid, text, integer, boolean) to service_role;
     grant execute on function public.image_jobs_claim_due(text, integer, integer) to service_role;

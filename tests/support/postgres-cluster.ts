@@ -148,7 +148,7 @@ function lookupUser(name: string): { uid: number; gid: number } {
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
 
-async function freeLoopbackPort(): Promise<number> {
+function freeLoopbackPort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -206,7 +206,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     let port = 0;
     let lastError = "";
     for (let attempt = 0; attempt < 5 && !started; attempt++) {
-      port = await freeLoopbackPort();
+      port = freeLoopbackPort();
       const serverOptions = [
         "-c listen_addresses=127.0.0.1",
         `-p ${port}`,
