@@ -218,6 +218,7 @@ Deno.test("RLS: authenticated and anon cannot execute the state-changing functio
       ],
       ["image_jobs_claim", (tx) => tx`select * from public.image_jobs_claim(${own}::uuid, 'intruder', 60, false)`],
       ["image_jobs_active_counts", (tx) => tx`select * from public.image_jobs_active_counts()`],
+      ["image_jobs_list", (tx) => tx`select id from public.image_jobs_list(${db.bob}::uuid, 10)`],
     ];
     for (const role of ["authenticated", "anon"] as const) {
       for (const [name, call] of calls) {
@@ -230,6 +231,25 @@ Deno.test("RLS: authenticated and anon cannot execute the state-changing functio
     }
     const leases = await sql`select distinct lease_owner, status from public.image_jobs`;
     assert.deepEqual(leases.map((row) => ({ ...row })), [{ lease_owner: "worker", status: "running" }]);
+  });
+});
+
+Deno.test("RLS: service_role can call the job functions", async () => {
+  await withClient(async (sql, db) => {
+    await asRole(sql, "service_role", null, async (tx) => {
+      const listed = await tx`select id from public.image_jobs_list(${db.alice}::uuid, 10)`;
+      assert.deepEqual(idsOf(listed), sorted(db.aliceJobs));
+      const counts = await tx`select model, active::int from public.image_jobs_active_counts()`;
+      assert.deepEqual(counts.map((row) => ({ ...row })), [{ model: "flux-kontext-pro", active: 3 }]);
+      // Calls that change nothing: every job is leased, and 'nobody' holds no lease.
+      assert.equal((await tx`select * from public.image_jobs_claim_due('sweeper', 10, 60)`).length, 0);
+      assert.equal((await tx`select * from public.image_jobs_claim(${db.aliceJobs[0]}::uuid, 'x', 60, false)`).length, 0);
+      assert.equal(
+        (await tx`select * from public.image_jobs_transition(${db.aliceJobs[0]}::uuid, 'nobody', '{running}'::text[],
+                                                            '{"status":"failed"}'::jsonb)`).length,
+        0,
+      );
+    });
   });
 });
 
@@ -313,10 +333,11 @@ Deno.test({
           from pg_proc p join pg_namespace n on n.oid = p.pronamespace
           cross join pg_roles r
          where n.nspname = 'public'
-           and p.proname in ('image_jobs_claim', 'image_jobs_claim_due', 'image_jobs_transition', 'image_jobs_active_counts')
+           and p.proname in ('image_jobs_claim', 'image_jobs_claim_due', 'image_jobs_transition',
+                             'image_jobs_active_counts', 'image_jobs_list')
            and r.rolname in ('anon', 'authenticated')
          order by 1, 2`;
-      assert.equal(rows.length, 8);
+      assert.equal(rows.length, 10);
       assert.deepEqual(rows.filter((row) => row.can).map((row) => `${row.rolname}: ${row.fn}`), []);
     });
   },
@@ -340,6 +361,13 @@ Deno.test("migrations apply on a plain PostgreSQL without pg_net, vault or pg_cr
     const table = await sql`select to_regclass('public.image_jobs')::text as name`;
     assert.equal(table[0].name, "image_jobs");
     assert.deepEqual(await migratePostgres(database.url), [], "a second run applies nothing");
+    // The optional extensions were tried and skipped, leaving nothing half-made behind.
+    const after = await sql`select extname from pg_extension where extname in ('pg_net', 'supabase_vault', 'pg_cron')`;
+    assert.deepEqual([...after], []);
+    const afterSchemas = await sql`select nspname from pg_namespace where nspname in ('net', 'vault', 'cron')`;
+    assert.deepEqual([...afterSchemas], []);
+    const published = await sql`select count(*)::int as n from pg_publication`;
+    assert.equal(published[0].n, 0);
   } finally {
     await sql.end({ timeout: 5 });
     await database.drop();
@@ -372,22 +400,58 @@ Deno.test({
   },
 });
 
+Deno.test("migrations add image_jobs to an existing supabase_realtime publication, once", async () => {
+  const cluster = await sharedPostgresCluster();
+  const database = await createTestDatabase(cluster);
+  const sql = connect(database.url);
+  try {
+    await sql`create publication supabase_realtime`;
+    await migratePostgres(database.url);
+    const tables = sql`select schemaname || '.' || tablename as name from pg_publication_tables
+                        where pubname = 'supabase_realtime'`;
+    assert.deepEqual((await tables).map((row) => row.name), ["public.image_jobs"]);
+    await sql`delete from supabase_migrations.schema_migrations`;
+    await migratePostgres(database.url);
+    assert.deepEqual((await tables).map((row) => row.name), ["public.image_jobs"]);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await database.drop();
+  }
+});
+
 Deno.test({
-  name: "migrations apply on a PostgreSQL with pg_cron preloaded and created",
-  ignore: !pgCronInstalled(), // optional: apt-get install postgresql-15-cron
+  name: "migrations apply on a PostgreSQL with pg_cron preloaded (no pg_net or vault)",
+  ignore: !pgCronInstalled(), // optional here: apt-get install postgresql-15-cron (CI installs it)
   fn: async () => {
     const cluster = await startPostgresCluster({ cron: true });
     try {
       assert.equal(cluster.hasCron, true);
       assert.equal(await cluster.psql("show shared_preload_libraries"), "pg_cron");
-      // pg_cron lives in cron.database_name (postgres), so the migrations go there too.
-      await cluster.psql("create extension if not exists pg_cron");
-      const applied = await migratePostgres(cluster.url);
-      assert.deepEqual(applied, (await listMigrations()).map((migration) => migration.version));
-      assert.deepEqual(await migratePostgres(cluster.url), []);
+      const versions = (await listMigrations()).map((migration) => migration.version);
+
+      // In cron.database_name (postgres) pg_cron can be created: the migrations enable it
+      // themselves, and schedule nothing without pg_net and Vault.
+      assert.deepEqual(await migratePostgres(cluster.url), versions);
       assert.equal(await cluster.psql("select to_regclass('public.image_jobs')"), "image_jobs");
       assert.equal(await cluster.psql("select count(*) from pg_extension where extname = 'pg_cron'"), "1");
-      assert.match(await cluster.psql("select count(*) from cron.job"), /^\d+$/);
+      assert.equal(await cluster.psql("select count(*) from cron.job"), "0");
+      assert.deepEqual(await migratePostgres(cluster.url), []);
+      // Re-running every file with pg_cron already there is harmless too.
+      await cluster.psql("delete from supabase_migrations.schema_migrations");
+      assert.deepEqual(await migratePostgres(cluster.url), versions);
+      assert.equal(await cluster.psql("select count(*) from cron.job"), "0");
+
+      // Any other database: pg_cron cannot be created there, and the migrations still apply.
+      const other = await createTestDatabase(cluster);
+      try {
+        assert.deepEqual(await migratePostgres(other.url), versions);
+        assert.equal(
+          await cluster.psql("select count(*) from pg_extension where extname = 'pg_cron'", { database: other.name }),
+          "0",
+        );
+      } finally {
+        await other.drop();
+      }
     } finally {
       await cluster.stop();
     }
