@@ -8,6 +8,8 @@ import type { JobPatch, JobRow, JobStatus, NewJob } from "../jobs/job-row.ts";
 import type { JobStore, ListOptions } from "./job-store.ts";
 import type { SqlClient } from "./sql-client.ts";
 
+// JSON goes in as text (`$n::text::jsonb`): postgres.js would JSON-encode a string it knows is
+// jsonb a second time, storing a JSON string instead of an object.
 const NUMERIC_COLUMNS = ["cost", "input_mp", "output_mp", "result_bytes", "submit_attempts", "poll_count"] as const;
 const DATE_COLUMNS = [
   "next_check_at", "lease_until", "created_at", "updated_at", "submitted_at", "ready_at", "finished_at",
@@ -36,7 +38,7 @@ export class SqlJobStore implements JobStore {
   async insert(job: NewJob): Promise<JobRow> {
     const rows = await this.db.query(
       `insert into public.image_jobs (id, user_id, model, params, inputs, parent_job_id, idempotency_key, request_hash)
-       values ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8)
+       values ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8)
        returning *`,
       [
         job.id, job.user_id, job.model, JSON.stringify(job.params), JSON.stringify(job.inputs),
@@ -77,7 +79,7 @@ export class SqlJobStore implements JobStore {
   }
 
   async transition(id: string, owner: string, from: JobStatus[], patch: JobPatch): Promise<JobRow | null> {
-    const rows = await this.db.query("select * from public.image_jobs_transition($1, $2, $3::text[], $4::jsonb)", [
+    const rows = await this.db.query("select * from public.image_jobs_transition($1, $2, $3::text::text[], $4::text::jsonb)", [
       id, owner, `{${from.join(",")}}`, JSON.stringify(patch),
     ]);
     return rows[0] ? toJobRow(rows[0]) : null;

@@ -22,9 +22,12 @@ export class SupabaseImageStorage implements ImageStorage {
   async get(path: string): Promise<StoredObject | null> {
     const { data, error } = await this.client.storage.from(this.bucket).download(path);
     if (error) {
-      const status = (error as { status?: number; statusCode?: string }).status ??
-        Number((error as { statusCode?: string }).statusCode);
-      if (status === 404 || /not found/i.test(error.message)) return null;
+      // Storage answers a missing object with HTTP 400 and statusCode "404" (code NoSuchKey); a
+      // missing *bucket* looks similar but is a configuration error and must not read as "no object".
+      const details = error as { statusCode?: string; code?: string };
+      const missingBucket = details.code === "NoSuchBucket" || /bucket not found/i.test(error.message);
+      const missingObject = details.code === "NoSuchKey" || details.statusCode === "404" || /object not found/i.test(error.message);
+      if (missingObject && !missingBucket) return null;
       throw new Error(`Cannot read ${path}: ${error.message}`);
     }
     return { bytes: new Uint8Array(await data.arrayBuffer()), contentType: data.type || "application/octet-stream" };

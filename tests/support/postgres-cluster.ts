@@ -19,8 +19,10 @@ export interface PostgresCluster {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   url: string;
   port: number;
-  /** The temporary folder holding the data directory, the socket and the server log. */
+  /** The data directory (PGDATA); its parent, a temporary folder, also holds the socket and the log. */
   dataDir: string;
+  /** The server log. */
+  logFile: string;
   /** Whether pg_cron is preloaded (asked for with `cron: true` and installed). */
   hasCron: boolean;
   /**
@@ -55,7 +57,8 @@ function hasServerBinaries(dir: string): boolean {
 
 function commandOutputSync(cmd: string, args: string[]): string | null {
   try {
-    const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "null", stdin: "null" }).outputSync();
+    const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "null", stdin: "null" })
+      .outputSync();
     return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
   } catch {
     return null;
@@ -112,7 +115,11 @@ interface Ran {
   stderr: string;
 }
 
-async function run(cmd: string, args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<Ran> {
+async function run(
+  cmd: string,
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<Ran> {
   const child = new Deno.Command(cmd, {
     args,
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -131,7 +138,8 @@ async function run(cmd: string, args: string[], options: { stdin?: string; env?:
 }
 
 function runSync(cmd: string, args: string[]): Ran {
-  const out = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).outputSync();
+  const out = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
+    .outputSync();
   const decoder = new TextDecoder();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
@@ -142,8 +150,14 @@ function asServerUser(bin: string, args: string[]): [string, string[]] {
 }
 
 function lookupUser(name: string): { uid: number; gid: number } {
-  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((entry) => entry.startsWith(`${name}:`));
-  if (!line) throw new Error(`Running as root, but there is no '${name}' OS user to run PostgreSQL as. ${INSTALL_HINT}`);
+  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((entry) =>
+    entry.startsWith(`${name}:`)
+  );
+  if (!line) {
+    throw new Error(
+      `Running as root, but there is no '${name}' OS user to run PostgreSQL as. ${INSTALL_HINT}`,
+    );
+  }
   const fields = line.split(":");
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
@@ -168,20 +182,31 @@ function describe(ran: Ran): string {
 }
 
 /** Starts a fresh PostgreSQL server on a random 127.0.0.1 port; trust auth for user `postgres`. */
-export async function startPostgresCluster(options: PostgresClusterOptions = {}): Promise<PostgresCluster> {
+export async function startPostgresCluster(
+  options: PostgresClusterOptions = {},
+): Promise<PostgresCluster> {
   const bin = findPostgresBinDir();
-  if (!bin) throw new Error(`No PostgreSQL server binaries found (initdb, pg_ctl, postgres, psql). ${INSTALL_HINT}`);
+  if (!bin) {
+    throw new Error(
+      `No PostgreSQL server binaries found (initdb, pg_ctl, postgres, psql). ${INSTALL_HINT}`,
+    );
+  }
   const hasCron = (options.cron ?? false) && pgCronInstalled();
 
-  const root = await Deno.makeTempDir({ prefix: "pg-test-" });
+  // As root the server runs as `postgres`, which must reach the folder: /tmp, not a private TMPDIR.
+  const root = await Deno.makeTempDir({
+    prefix: "pg-test-",
+    dir: Deno.uid() === 0 ? "/tmp" : undefined,
+  });
   const dataDir = `${root}/data`;
   const logFile = `${root}/server.log`;
+  const stopArgs = ["-D", dataDir, "-m", "immediate", "-w", "stop"];
   let started = false;
   let stopped = false;
 
   const stopServer = async () => {
     if (!started) return;
-    const [cmd, args] = asServerUser(`${bin}/pg_ctl`, ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+    const [cmd, args] = asServerUser(`${bin}/pg_ctl`, stopArgs);
     await run(cmd, args).catch(() => undefined);
     started = false;
   };
@@ -197,7 +222,17 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     }
 
     const [initCmd, initArgs] = asServerUser(`${bin}/initdb`, [
-      "-D", dataDir, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+      "-D",
+      dataDir,
+      "-A",
+      "trust",
+      "-U",
+      "postgres",
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--no-sync",
+      "--no-instructions",
     ]);
     const init = await run(initCmd, initArgs);
     if (init.code !== 0) throw new Error(`initdb failed: ${describe(init)}`);
@@ -215,10 +250,21 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
         "-c synchronous_commit=off",
         "-c full_page_writes=off",
         "-c max_connections=100",
-        ...(hasCron ? ["-c shared_preload_libraries=pg_cron", "-c cron.database_name=postgres"] : []),
+        ...(hasCron
+          ? ["-c shared_preload_libraries=pg_cron", "-c cron.database_name=postgres"]
+          : []),
       ].join(" ");
       const [ctlCmd, ctlArgs] = asServerUser(`${bin}/pg_ctl`, [
-        "-D", dataDir, "-l", logFile, "-o", serverOptions, "-w", "-t", "30", "start",
+        "-D",
+        dataDir,
+        "-l",
+        logFile,
+        "-o",
+        serverOptions,
+        "-w",
+        "-t",
+        "30",
+        "start",
       ]);
       const start = await run(ctlCmd, ctlArgs);
       if (start.code === 0) {
@@ -227,14 +273,33 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
       }
       lastError = `${describe(start)}\n--- server log ---\n${await readTail(logFile)}`;
       // A half-started server (e.g. one that lost the port race) must not linger.
-      const [stopCmd, stopArgs] = asServerUser(`${bin}/pg_ctl`, ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
-      await run(stopCmd, stopArgs).catch(() => undefined);
+      const [stopCmd, stopCmdArgs] = asServerUser(`${bin}/pg_ctl`, stopArgs);
+      await run(stopCmd, stopCmdArgs).catch(() => undefined);
     }
     if (!started) throw new Error(`pg_ctl start failed: ${lastError}`);
 
-    const psqlArgs = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres"];
+    const psqlArgs = [
+      "-X",
+      "-q",
+      "-A",
+      "-t",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-U",
+      "postgres",
+    ];
     const psql = async (sql: string, options: { database?: string } = {}): Promise<string> => {
-      const ran = await run(`${bin}/psql`, [...psqlArgs, "-d", options.database ?? "postgres", "-f", "-"], {
+      const ran = await run(`${bin}/psql`, [
+        ...psqlArgs,
+        "-d",
+        options.database ?? "postgres",
+        "-f",
+        "-",
+      ], {
         stdin: sql,
         env: { PGCONNECT_TIMEOUT: "10" },
       });
@@ -244,13 +309,20 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
 
     // pg_ctl -w already waited for the postmaster; make sure it answers over TCP too.
     const deadline = Date.now() + 30_000;
-    for (;;) {
+    for (let lastProblem = "";;) {
       try {
-        if ((await psql("select 1")) === "1") break;
+        const answer = await psql("select 1");
+        if (answer === "1") break;
+        lastProblem = `unexpected answer ${JSON.stringify(answer)}`;
       } catch (error) {
-        if (Date.now() > deadline) {
-          throw new Error(`PostgreSQL does not accept connections on 127.0.0.1:${port}: ${(error as Error).message}\n${await readTail(logFile)}`);
-        }
+        lastProblem = (error as Error).message;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `PostgreSQL does not accept connections on 127.0.0.1:${port}: ${lastProblem}\n${await readTail(
+            logFile,
+          )}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -265,7 +337,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     const stopSync = () => {
       if (stopped) return;
       stopped = true;
-      const [cmd, args] = asServerUser(`${bin}/pg_ctl`, ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+      const [cmd, args] = asServerUser(`${bin}/pg_ctl`, stopArgs);
       try {
         runSync(cmd, args);
       } catch {
@@ -279,7 +351,15 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     };
     track(stopSync);
 
-    return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dataDir: root, hasCron, psql, stop };
+    return {
+      url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      port,
+      dataDir,
+      logFile,
+      hasCron,
+      psql,
+      stop,
+    };
   } catch (error) {
     await stopServer();
     await removeRoot();
@@ -353,7 +433,7 @@ export interface OpenedSql {
   sql: SqlClient;
   /** The database's URL (postgres backend only). */
   url?: string;
-  /** applyMigrations() on this database again (see describeStores for the postgres backend). */
+  /** applyMigrations() on this database again, through `sql`. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -366,14 +446,9 @@ export interface SqlBackend {
   open(): Promise<OpenedSql>;
 }
 
-/**
- * applyMigrations() over a one-connection postgres.js client. applyMigrations wraps each file in
- * `begin; ... commit;`, which postgres.js refuses on a pool (UNSAFE_TRANSACTION, "Only use
- * sql.begin, sql.reserved or max: 1") — so on the pool openPostgres() gives by default it fails
- * (see the ignored BUG test in tests/rls.test.ts). One connection is what that script needs.
- */
+/** Applies the migrations to the database at `url` through openPostgres() (its default pool). */
 export async function migratePostgres(url: string): Promise<string[]> {
-  const sql = openPostgres(url, { max: 1 });
+  const sql = openPostgres(url);
   try {
     return await applyMigrations(sql);
   } finally {
@@ -408,12 +483,6 @@ export function describeStores(options: { poolSize?: number } = {}): SqlBackend[
       async open() {
         const cluster = await sharedPostgresCluster();
         const database = await createTestDatabase(cluster);
-        try {
-          await migratePostgres(database.url);
-        } catch (error) {
-          await database.drop();
-          throw error;
-        }
         const sql = openPostgres(database.url, { max: options.poolSize ?? 10 });
         const close = async () => {
           try {
@@ -422,7 +491,13 @@ export function describeStores(options: { poolSize?: number } = {}): SqlBackend[
             await database.drop();
           }
         };
-        return { sql, url: database.url, migrate: () => migratePostgres(database.url), close };
+        try {
+          await applyMigrations(sql);
+        } catch (error) {
+          await close();
+          throw error;
+        }
+        return { sql, url: database.url, migrate: () => applyMigrations(sql), close };
       },
     },
   ];
@@ -430,5 +505,10 @@ export function describeStores(options: { poolSize?: number } = {}): SqlBackend[
 
 /** A postgres.js client for `url` (for tests that need transactions or roles), notices silenced. */
 export function connect(url: string, options: { max?: number } = {}): postgres.Sql {
-  return postgres(url, { max: options.max ?? 1, onnotice: () => {}, prepare: false, connect_timeout: 10 });
+  return postgres(url, {
+    max: options.max ?? 1,
+    onnotice: () => {},
+    prepare: false,
+    connect_timeout: 10,
+  });
 }
