@@ -7,7 +7,7 @@ tools="$root/.tools"
 version="2.1.4"
 # The platform package ships the real binary; exec it directly (not the Node wrapper) so signals
 # reach Deno itself and `kill` leaves no orphan.
-find_deno() { ls "$tools"/node_modules/@deno/*/deno 2>/dev/null | head -n 1; }
+find_deno() { ls "$tools"/node_modules/@deno/*/deno 2>/dev/null | head -n 1 || true; }
 deno="$(find_deno)"
 if [ -z "$deno" ] || ! "$deno" --version 2>/dev/null | grep -q "deno $version " || ! "$deno" --version 2>/dev/null | grep -q "deno $version "; then
   echo "Installing deno@$version from the npm registry into .tools/ ..." >&2
