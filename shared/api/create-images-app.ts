@@ -19,6 +19,7 @@ import { JobIdParam, ListJobsQuery } from "./job-schemas.ts";
 import { toJobView } from "./job-view.ts";
 import { registerOpenApi } from "./openapi.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { requestFingerprint } from "./request-fingerprint.ts";
 import type { Services } from "../wiring/build-services.ts";
 
 export interface ImagesAppOptions {
@@ -39,6 +40,17 @@ export interface ImagesAppOptions {
 }
 
 type Env = { Variables: AuthVariables };
+
+/** Idempotency-Key: optional; when sent, 1–255 characters (Stripe's bound). */
+function readIdempotencyKey(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim().length === 0 || value.length > 255) {
+    throw new ApiError(400, "invalid_idempotency_key", "Invalid Idempotency-Key: must be 1 to 255 characters", {
+      details: [{ field: "Idempotency-Key", message: "Must be 1 to 255 characters" }],
+    });
+  }
+  return value;
+}
 
 /** The API's own public base (…/images), from configuration or from the request. */
 function apiBaseUrl(c: Context, publicBaseUrl?: string): string {
@@ -106,15 +118,21 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
       },
     }),
     async (c) => {
+      const idempotencyKey = readIdempotencyKey(c.req.header("idempotency-key"));
       const { request, images } = await readCreateRequest(c.req.raw);
-      const job = await options.jobs.create(c.get("userId"), request, images);
+      const { job, replayed } = await options.jobs.createOnce(c.get("userId"), request, images, {
+        idempotencyKey,
+        requestHash: requestFingerprint(request, images),
+      });
       const view = await toJobView(job, viewOptions(c));
+      const headers: Record<string, string> = { location: view.links.self };
+      if (replayed) headers["idempotent-replayed"] = "true";
       if (job.status === "failed" && job.error_code === "provider_rejected_input") {
         // BFL's field errors belong to the caller, like our own validation errors.
         const fields = (job.error_details as { fields?: { field: string; message: string }[] })?.fields ?? [];
-        return c.json(errorBody(job.error_code, job.error_message ?? "BFL rejected the request", { job_id: job.id, fields }), 422);
+        return c.json(errorBody(job.error_code, job.error_message ?? "BFL rejected the request", { job_id: job.id, fields }), 422, headers);
       }
-      return c.json({ id: job.id, status: job.status, url: view.links.self, job: view }, 202, { location: view.links.self });
+      return c.json({ id: job.id, status: job.status, url: view.links.self, job: view }, 202, headers);
     },
   );
 

@@ -32,6 +32,9 @@ export interface Config {
   webhookPollIntervalMs: number;
   /** Ask BFL for webhooks (needs publicBaseUrl, which BFL must be able to reach). */
   webhooks: boolean;
+  /** Per-user limits (0: none): unfinished jobs at once, and jobs per 24 hours. */
+  maxActiveJobsPerUser: number;
+  maxJobsPerDay: number;
   /** A job not finished this long after submission fails with `timed_out`. */
   jobTimeoutMs: number;
   /** How often the local server's background loop sweeps due jobs. */
@@ -115,6 +118,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
     maxBodyBytes: intSetting(env, "MAX_BODY_BYTES", 64 * MIB),
     pollIntervalMs: intSetting(env, "POLL_INTERVAL_MS", 1500),
     jobTimeoutMs: intSetting(env, "JOB_TIMEOUT_MS", 15 * 60_000),
+    maxActiveJobsPerUser: intSetting(env, "MAX_ACTIVE_JOBS_PER_USER", 20),
+    maxJobsPerDay: intSetting(env, "MAX_JOBS_PER_DAY", 500),
     webhookPollIntervalMs: intSetting(env, "WEBHOOK_POLL_INTERVAL_MS", 20_000),
     webhooks: env.WEBHOOKS !== "false" && Boolean(env.PUBLIC_BASE_URL || supabaseUrl),
     sweepIntervalMs: intSetting(env, "SWEEP_INTERVAL_MS", 1000),

@@ -5,6 +5,7 @@
  * @module
  */
 import type { CreateJobRequest } from "../api/job-schemas.ts";
+import { ApiError } from "../http/api-error.ts";
 import type { ImageFormat } from "../images/sniff-image.ts";
 import type { JobInput, JobRow } from "./job-row.ts";
 import { ACTIVE_STATUSES } from "./job-row.ts";
@@ -44,8 +45,75 @@ export function providerParams(request: CreateJobRequest): Record<string, unknow
   return params;
 }
 
+export interface UserLimits {
+  /** Unfinished jobs a user may have at once (0: no limit). */
+  maxActiveJobs: number;
+  /** Jobs a user may create in any 24 hours (0: no limit). */
+  maxJobsPerDay: number;
+}
+
+export interface CreateOutcome {
+  job: JobRow;
+  /** True when an Idempotency-Key matched an earlier identical request. */
+  replayed: boolean;
+}
+
 export class JobService {
-  constructor(readonly deps: RunnerDeps) {}
+  constructor(readonly deps: RunnerDeps, readonly limits: UserLimits = { maxActiveJobs: 0, maxJobsPerDay: 0 }) {}
+
+  /**
+   * Create with Stripe-style idempotency and per-user limits: the same key and the same request
+   * return the first job (no second provider call); the same key with another request is a 409.
+   */
+  async createOnce(
+    userId: string,
+    request: CreateJobRequest,
+    images: ResolvedImages,
+    options: { idempotencyKey?: string; requestHash: string },
+  ): Promise<CreateOutcome> {
+    const key = options.idempotencyKey;
+    const replay = async (): Promise<CreateOutcome | null> => {
+      if (!key) return null;
+      const existing = await this.deps.store.findByIdempotencyKey(userId, key);
+      if (!existing) return null;
+      if (existing.request_hash !== options.requestHash) {
+        throw new ApiError(409, "idempotency_key_reused", "This Idempotency-Key was already used with a different request", {
+          details: [{ field: "Idempotency-Key", message: "Already used with a different request" }],
+        });
+      }
+      return { job: existing, replayed: true };
+    };
+    const earlier = await replay();
+    if (earlier) return earlier;
+    await this.#checkLimits(userId);
+    try {
+      const job = await this.create(userId, request, images, { idempotencyKey: key, requestHash: options.requestHash });
+      return { job, replayed: false };
+    } catch (error) {
+      // A concurrent request with the same key won the insert: answer as its replay.
+      const raced = await replay().catch(() => null);
+      if (raced) return raced;
+      throw error;
+    }
+  }
+
+  async #checkLimits(userId: string): Promise<void> {
+    const { maxActiveJobs, maxJobsPerDay } = this.limits;
+    if (!maxActiveJobs && !maxJobsPerDay) return;
+    const usage = await this.deps.store.usage(userId);
+    if (maxActiveJobs && usage.active >= maxActiveJobs) {
+      throw new ApiError(429, "too_many_active_jobs", `You have ${usage.active} unfinished jobs; the limit is ${maxActiveJobs}. Retry when one finishes`, {
+        headers: { "retry-after": "5" },
+      });
+    }
+    if (maxJobsPerDay && usage.lastDay >= maxJobsPerDay) {
+      const frees = (usage.oldestInDay?.getTime() ?? Date.now()) + 24 * 3600_000;
+      const seconds = Math.max(1, Math.ceil((frees - Date.now()) / 1000));
+      throw new ApiError(429, "daily_limit_reached", `You have created ${usage.lastDay} jobs in the last 24 hours; the limit is ${maxJobsPerDay}`, {
+        headers: { "retry-after": String(seconds) },
+      });
+    }
+  }
 
   async create(userId: string, request: CreateJobRequest, images: ResolvedImages, options: CreateJobOptions = {}): Promise<JobRow> {
     const { store, storage } = this.deps;

@@ -13,6 +13,13 @@ export interface ListOptions {
   before?: { createdAt: Date; id: string };
 }
 
+export interface UserUsage {
+  active: number;
+  lastDay: number;
+  /** The oldest job of the last 24 hours: the daily limit frees up 24 h after it. */
+  oldestInDay: Date | null;
+}
+
 export interface JobStore {
   insert(job: NewJob): Promise<JobRow>;
   /** Deletes a job row; only for undoing a creation that failed half-way. */
@@ -22,8 +29,15 @@ export interface JobStore {
   list(userId: string, options: ListOptions): Promise<JobRow[]>;
   /** Takes the lease on one unfinished job; null when someone else holds it (or it is not due). */
   claim(id: string, owner: string, leaseSeconds: number, onlyIfDue: boolean): Promise<JobRow | null>;
-  /** Takes the lease on up to `limit` due jobs at once. */
-  claimDue(owner: string, limit: number, leaseSeconds: number): Promise<JobRow[]>;
+  /**
+   * Takes the lease on up to `limit` due jobs at once: in-flight jobs first, then queued jobs
+   * round-robin across users, at most `maxQueued` of them (the free provider slots).
+   */
+  claimDue(owner: string, limit: number, leaseSeconds: number, maxQueued?: number): Promise<JobRow[]>;
+  /** A user's unfinished jobs and jobs created in the last 24 hours (per-user limits). */
+  usage(userId: string): Promise<UserUsage>;
+  /** The user's job created with this Idempotency-Key, if any. */
+  findByIdempotencyKey(userId: string, key: string): Promise<JobRow | null>;
   /** Applies `patch` if `owner` holds the lease and the status is one of `from`; else null. */
   transition(id: string, owner: string, from: JobStatus[], patch: JobPatch): Promise<JobRow | null>;
   /** Jobs holding a provider slot, per model. */

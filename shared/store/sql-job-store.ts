@@ -5,7 +5,7 @@
  * @module
  */
 import type { JobPatch, JobRow, JobStatus, NewJob } from "../jobs/job-row.ts";
-import type { JobStore, ListOptions } from "./job-store.ts";
+import type { JobStore, ListOptions, UserUsage } from "./job-store.ts";
 import type { SqlClient } from "./sql-client.ts";
 
 // JSON goes in as text (`$n::text::jsonb`): postgres.js would JSON-encode a string it knows is
@@ -30,6 +30,14 @@ export function toJobRow(raw: Record<string, unknown>): JobRow {
     if (typeof row[column] === "string") row[column] = JSON.parse(row[column] as string);
   }
   return row as unknown as JobRow;
+}
+
+export function toUsage(row: { active: unknown; last_day: unknown; oldest_in_day: unknown } | undefined): UserUsage {
+  return {
+    active: Number(row?.active ?? 0),
+    lastDay: Number(row?.last_day ?? 0),
+    oldestInDay: row?.oldest_in_day ? new Date(row.oldest_in_day as string) : null,
+  };
 }
 
 export class SqlJobStore implements JobStore {
@@ -73,9 +81,24 @@ export class SqlJobStore implements JobStore {
     return rows[0] ? toJobRow(rows[0]) : null;
   }
 
-  async claimDue(owner: string, limit: number, leaseSeconds: number): Promise<JobRow[]> {
-    const rows = await this.db.query("select * from public.image_jobs_claim_due($1, $2, $3)", [owner, limit, leaseSeconds]);
+  async claimDue(owner: string, limit: number, leaseSeconds: number, maxQueued?: number): Promise<JobRow[]> {
+    const rows = await this.db.query("select * from public.image_jobs_claim_due($1, $2, $3, $4)", [
+      owner, limit, leaseSeconds, maxQueued ?? null,
+    ]);
     return rows.map(toJobRow);
+  }
+
+  async usage(userId: string): Promise<UserUsage> {
+    const [row] = await this.db.query<{ active: unknown; last_day: unknown; oldest_in_day: unknown }>(
+      "select * from public.image_jobs_user_usage($1)",
+      [userId],
+    );
+    return toUsage(row);
+  }
+
+  async findByIdempotencyKey(userId: string, key: string): Promise<JobRow | null> {
+    const rows = await this.db.query("select * from public.image_jobs where user_id = $1 and idempotency_key = $2", [userId, key]);
+    return rows[0] ? toJobRow(rows[0]) : null;
   }
 
   async transition(id: string, owner: string, from: JobStatus[], patch: JobPatch): Promise<JobRow | null> {

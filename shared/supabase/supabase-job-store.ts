@@ -6,8 +6,8 @@
  */
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type { JobPatch, JobRow, JobStatus, NewJob } from "../jobs/job-row.ts";
-import type { JobStore, ListOptions } from "../store/job-store.ts";
-import { toJobRow } from "../store/sql-job-store.ts";
+import type { JobStore, ListOptions, UserUsage } from "../store/job-store.ts";
+import { toJobRow, toUsage } from "../store/sql-job-store.ts";
 
 const TABLE = "image_jobs";
 
@@ -57,8 +57,26 @@ export class SupabaseJobStore implements JobStore {
     return rows[0] ?? null;
   }
 
-  claimDue(owner: string, limit: number, leaseSeconds: number): Promise<JobRow[]> {
-    return this.#rpc("image_jobs_claim_due", { p_owner: owner, p_limit: limit, p_lease_seconds: leaseSeconds });
+  claimDue(owner: string, limit: number, leaseSeconds: number, maxQueued?: number): Promise<JobRow[]> {
+    return this.#rpc("image_jobs_claim_due", {
+      p_owner: owner,
+      p_limit: limit,
+      p_lease_seconds: leaseSeconds,
+      p_max_queued: maxQueued ?? null,
+    });
+  }
+
+  async usage(userId: string): Promise<UserUsage> {
+    const { data, error } = await this.client.rpc("image_jobs_user_usage", { p_user_id: userId });
+    if (error) fail("read the user's usage", error);
+    return toUsage((data as { active: unknown; last_day: unknown; oldest_in_day: unknown }[])?.[0]);
+  }
+
+  async findByIdempotencyKey(userId: string, key: string): Promise<JobRow | null> {
+    const { data, error } = await this.client.from(TABLE).select("*").eq("user_id", userId).eq("idempotency_key", key)
+      .maybeSingle();
+    if (error) fail("look up the idempotency key", error);
+    return data ? toJobRow(data) : null;
   }
 
   async transition(id: string, owner: string, from: JobStatus[], patch: JobPatch): Promise<JobRow | null> {

@@ -146,7 +146,7 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     storage,
     signer,
     bfl,
-    jobs: new JobService(runner),
+    jobs: new JobService(runner, { maxActiveJobs: config.maxActiveJobsPerUser, maxJobsPerDay: config.maxJobsPerDay }),
     runner,
     authenticator: createAuthenticator({ ...config.auth, anonymousUserId: config.anonymousUserId }),
     log,
