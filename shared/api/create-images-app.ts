@@ -20,6 +20,7 @@ import { toJobView } from "./job-view.ts";
 import { registerOpenApi } from "./openapi.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { requestFingerprint } from "./request-fingerprint.ts";
+import { resolveJobInputs } from "./resolve-job-inputs.ts";
 import type { Services } from "../wiring/build-services.ts";
 
 export interface ImagesAppOptions {
@@ -119,7 +120,9 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
     }),
     async (c) => {
       const idempotencyKey = readIdempotencyKey(c.req.header("idempotency-key"));
-      const { request, images } = await readCreateRequest(c.req.raw);
+      const read = await readCreateRequest(c.req.raw);
+      const request = read.request;
+      const images = await resolveJobInputs(request, c.get("userId"), options.jobs.deps.store, read.images);
       const { job, replayed } = await options.jobs.createOnce(c.get("userId"), request, images, {
         idempotencyKey,
         requestHash: requestFingerprint(request, images),
@@ -148,6 +151,14 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
     const next = rows.length > query.data.limit ? encodeCursor(page[page.length - 1]) : null;
     const data = await Promise.all(page.map((row) => toJobView(row, viewOptions(c))));
     return c.json({ data, next_cursor: next });
+  });
+
+  app.get("/images/jobs/:id/lineage", async (c) => {
+    const params = JobIdParam.safeParse({ id: c.req.param("id") });
+    if (!params.success) throw ApiError.invalidField("id", "Must be a job id (a UUID)");
+    const chain = await options.jobs.deps.store.lineage(params.data.id, c.get("userId"));
+    if (chain.length === 0) throw new ApiError(404, "job_not_found", `No job ${params.data.id}`);
+    return c.json({ data: await Promise.all(chain.map((job) => toJobView(job, viewOptions(c)))) });
   });
 
   app.get("/images/jobs/:id", async (c) => {

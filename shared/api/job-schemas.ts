@@ -8,6 +8,7 @@ import { z } from "@hono/zod-openapi";
 import {
   DEFAULT_MODEL,
   IMAGE_SLOTS,
+  JOB_INPUT_FIELDS,
   MAX_PROMPT_CHARS,
   MODEL_IDS,
   MODEL_SPECS,
@@ -30,6 +31,12 @@ const imageInput = z
       "An image: in JSON, base64 (a `data:image/...;base64,` prefix is allowed) or an https URL; " +
       "in multipart/form-data, a file part (or the same strings). Up to 20 MB / 20 megapixels; " +
       "PNG, JPEG, WebP or GIF.",
+  });
+
+/** An earlier job of the caller whose stored image fills `slot` (iterative editing). */
+const jobReference = (slot: string) =>
+  z.uuid("Must be a job id (a UUID)").optional().openapi({
+    description: `Use the stored output of one of your succeeded jobs as ${slot}, without downloading it.`,
   });
 
 const ASPECT_RATIO = /^(\d{1,4}):(\d{1,4})$/;
@@ -65,6 +72,10 @@ export const CreateJobRequest = z
     input_image_2: imageInput.optional().openapi({ description: "Kontext only: extra reference image." }),
     input_image_3: imageInput.optional().openapi({ description: "Kontext only: extra reference image." }),
     input_image_4: imageInput.optional().openapi({ description: "Kontext only: extra reference image." }),
+    input_job_id: jobReference("input_image"),
+    input_job_id_2: jobReference("input_image_2"),
+    input_job_id_3: jobReference("input_image_3"),
+    input_job_id_4: jobReference("input_image_4"),
     steps: z.int().min(1).max(150).optional().openapi({ description: "flux-bagel-alpha only. 1–150, default 50." }),
     guidance: z.number().min(0.1).max(99).optional().openapi({
       description: "flux-bagel-alpha only. 0.1–99, default 3.0.",
@@ -73,17 +84,28 @@ export const CreateJobRequest = z
   .strict()
   .superRefine((request, ctx) => {
     const spec = MODEL_SPECS[request.model as ModelId];
-    const allowed = new Set<string>([...spec.imageSlots, ...spec.extraParams]);
-    const modelSpecific = ["aspect_ratio", "prompt_upsampling", "steps", "guidance", ...IMAGE_SLOTS];
+    const allowed = new Set<string>([
+      ...spec.imageSlots,
+      ...spec.imageSlots.map((slot) => JOB_INPUT_FIELDS[slot]),
+      ...spec.extraParams,
+    ]);
+    const modelSpecific = [
+      "aspect_ratio", "prompt_upsampling", "steps", "guidance", ...IMAGE_SLOTS, ...Object.values(JOB_INPUT_FIELDS),
+    ];
+    for (const slot of IMAGE_SLOTS) {
+      if (request[slot] !== undefined && request[JOB_INPUT_FIELDS[slot]] !== undefined) {
+        ctx.addIssue({ code: "custom", path: [JOB_INPUT_FIELDS[slot]], message: `Give ${slot} or ${JOB_INPUT_FIELDS[slot]}, not both` });
+      }
+    }
     for (const field of modelSpecific) {
       if ((request as Record<string, unknown>)[field] !== undefined && !allowed.has(field)) {
         ctx.addIssue({ code: "custom", path: [field], message: `Not accepted by ${request.model}` });
       }
     }
-    if (spec.requiresImage && request.input_image === undefined) {
+    if (spec.requiresImage && request.input_image === undefined && request.input_job_id === undefined) {
       ctx.addIssue({ code: "custom", path: ["input_image"], message: `Required: ${request.model} only edits images` });
     }
-    const isEdit = IMAGE_SLOTS.some((slot) => request[slot] !== undefined);
+    const isEdit = IMAGE_SLOTS.some((slot) => request[slot] !== undefined || request[JOB_INPUT_FIELDS[slot]] !== undefined);
     const max = isEdit ? spec.safetyToleranceMax.edit : spec.safetyToleranceMax.textToImage;
     if (request.safety_tolerance > max) {
       ctx.addIssue({
@@ -118,7 +140,8 @@ export const JobView = z
     params: z.record(z.string(), z.unknown()).openapi({ description: "Validated parameters, without images." }),
     inputs: z.array(z.object({
       slot: z.string(),
-      kind: z.enum(["upload", "url"]),
+      kind: z.enum(["upload", "url", "job"]),
+      job_id: z.uuid().optional().openapi({ description: "For kind job: the job whose output was used." }),
       content_type: z.string().optional(),
       bytes: z.number().optional(),
       url: z.string().optional(),
@@ -159,5 +182,11 @@ export const ListJobsQuery = z.object({
 export const ListJobsResponse = z
   .object({ data: z.array(JobView), next_cursor: z.string().nullable() })
   .openapi("JobList");
+
+export const LineageResponse = z
+  .object({
+    data: z.array(JobView).openapi({ description: "The chain of edits, from the first job to this one." }),
+  })
+  .openapi("JobLineage");
 
 export const JobIdParam = z.object({ id: z.uuid("Must be a job id (a UUID)") });

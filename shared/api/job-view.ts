@@ -37,8 +37,10 @@ export async function toJobView(job: JobRow, options: JobViewOptions): Promise<J
     params: job.params,
     inputs: job.inputs.map((input) =>
       input.kind === "url"
-        ? { slot: input.slot, kind: "url", url: input.url }
-        : { slot: input.slot, kind: "upload", content_type: input.content_type, bytes: input.bytes }
+        ? { slot: input.slot, kind: "url" as const, url: input.url }
+        : input.kind === "job"
+        ? { slot: input.slot, kind: "job" as const, job_id: input.job_id, content_type: input.content_type, bytes: input.bytes }
+        : { slot: input.slot, kind: "upload" as const, content_type: input.content_type, bytes: input.bytes }
     ),
     error: job.error_code
       ? { code: job.error_code, message: job.error_message ?? "", ...(job.error_details ? { details: job.error_details } : {}) }

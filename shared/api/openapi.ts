@@ -13,6 +13,7 @@ import {
   JobIdParam,
   JobView,
   ListJobsQuery,
+  LineageResponse,
   ListJobsResponse,
 } from "./job-schemas.ts";
 
@@ -78,6 +79,18 @@ export function registerOpenApi(app: OpenAPIHono<any>): void {
     request: { params: JobIdParam },
     responses: {
       200: { description: "The job", content: { "application/json": { schema: JobView } } },
+      401: error("Missing or invalid credentials"),
+      404: error("No such job for this user"),
+    },
+  });
+  registry.registerPath({
+    method: "get",
+    path: "/images/jobs/{id}/lineage",
+    summary: "The chain of edits that led to a job, oldest first",
+    security,
+    request: { params: JobIdParam },
+    responses: {
+      200: { description: "The chain", content: { "application/json": { schema: LineageResponse } } },
       401: error("Missing or invalid credentials"),
       404: error("No such job for this user"),
     },

@@ -26,6 +26,8 @@ export function requestFingerprint(request: CreateJobRequest, images: ResolvedIm
       ? undefined
       : image.kind === "url"
       ? { url: image.url }
+      : image.kind === "job"
+      ? { job: image.jobId }
       : { sha256: createHash("sha256").update(image.bytes).digest("hex") };
   }
   return createHash("sha256").update(canonical(fields)).digest("hex");

@@ -12,7 +12,9 @@ export const FINISHED_STATUSES: JobStatus[] = ["succeeded", "failed", "moderated
 /** Where one image input lives: a copy in our storage, or the caller's URL (BFL fetches it). */
 export type JobInput =
   | { slot: ImageSlot; kind: "upload"; path: string; content_type: string; bytes: number }
-  | { slot: ImageSlot; kind: "url"; url: string };
+  | { slot: ImageSlot; kind: "url"; url: string }
+  /** The stored output of an earlier job (iterative editing): no copy is made. */
+  | { slot: ImageSlot; kind: "job"; job_id: string; path: string; content_type: string; bytes: number };
 
 export interface JobRow {
   id: string;

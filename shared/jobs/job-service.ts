@@ -15,7 +15,9 @@ import { IMAGE_SLOTS, type ImageSlot, MODEL_SPECS } from "./models.ts";
 /** An input image after validation: bytes we hold, or an https URL BFL will fetch. */
 export type ResolvedImage =
   | { kind: "bytes"; bytes: Uint8Array; contentType: string; format: ImageFormat }
-  | { kind: "url"; url: string };
+  | { kind: "url"; url: string }
+  /** An earlier job's stored output, already checked to be the caller's and succeeded. */
+  | { kind: "job"; jobId: string; path: string; contentType: string; bytes: number };
 
 export type ResolvedImages = Partial<Record<ImageSlot, ResolvedImage>>;
 
@@ -128,6 +130,10 @@ export class JobService {
           inputs.push({ slot, kind: "url", url: image.url });
           continue;
         }
+        if (image.kind === "job") {
+          inputs.push({ slot, kind: "job", job_id: image.jobId, path: image.path, content_type: image.contentType, bytes: image.bytes });
+          continue;
+        }
         const path = `inputs/${userId}/${id}/${slot}.${image.format}`;
         await storage.put(path, image.bytes, image.contentType);
         written.push(path);
@@ -140,7 +146,8 @@ export class JobService {
         model: request.model,
         params: providerParams(request),
         inputs,
-        parent_job_id: options.parentJobId ?? null,
+        // The edit chain follows the main image: an edit of job X is X's child.
+        parent_job_id: options.parentJobId ?? (images.input_image?.kind === "job" ? images.input_image.jobId : null),
         idempotency_key: options.idempotencyKey ?? null,
         request_hash: options.requestHash ?? null,
       });

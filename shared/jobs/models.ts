@@ -12,6 +12,15 @@ export const DEFAULT_MODEL: ModelId = "flux-kontext-pro";
 export const IMAGE_SLOTS = ["input_image", "input_image_2", "input_image_3", "input_image_4"] as const;
 export type ImageSlot = typeof IMAGE_SLOTS[number];
 
+/** For each image slot, the field that names an earlier job whose stored output to use instead. */
+export const JOB_INPUT_FIELDS = {
+  input_image: "input_job_id",
+  input_image_2: "input_job_id_2",
+  input_image_3: "input_job_id_3",
+  input_image_4: "input_job_id_4",
+} as const satisfies Record<ImageSlot, string>;
+export type JobInputField = typeof JOB_INPUT_FIELDS[ImageSlot];
+
 export interface ModelSpec {
   /** Image fields the endpoint accepts, in order. */
   imageSlots: readonly ImageSlot[];

@@ -27,6 +27,7 @@ export async function buildSubmitBody(
       parts.push(`,${JSON.stringify(input.slot)}:${JSON.stringify(input.url)}`);
       continue;
     }
+    // Uploads and earlier jobs' outputs both live in storage.
     const stored = await storage.get(input.path);
     if (!stored) throw new Error(`Cannot submit job ${job.id}: its ${input.slot} is missing from storage`);
     parts.push(`,${JSON.stringify(input.slot)}:"`, encodeBase64(stored.bytes), `"`);

@@ -36,6 +36,8 @@ export interface JobStore {
   claimDue(owner: string, limit: number, leaseSeconds: number, maxQueued?: number): Promise<JobRow[]>;
   /** A user's unfinished jobs and jobs created in the last 24 hours (per-user limits). */
   usage(userId: string): Promise<UserUsage>;
+  /** The chain of edits ending with this job, oldest first; [] when it is not the user's. */
+  lineage(id: string, userId: string): Promise<JobRow[]>;
   /** The user's job created with this Idempotency-Key, if any. */
   findByIdempotencyKey(userId: string, key: string): Promise<JobRow | null>;
   /** Applies `patch` if `owner` holds the lease and the status is one of `from`; else null. */

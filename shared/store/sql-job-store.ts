@@ -96,6 +96,11 @@ export class SqlJobStore implements JobStore {
     return toUsage(row);
   }
 
+  async lineage(id: string, userId: string): Promise<JobRow[]> {
+    const rows = await this.db.query("select * from public.image_jobs_lineage($1, $2)", [id, userId]);
+    return rows.map(toJobRow);
+  }
+
   async findByIdempotencyKey(userId: string, key: string): Promise<JobRow | null> {
     const rows = await this.db.query("select * from public.image_jobs where user_id = $1 and idempotency_key = $2", [userId, key]);
     return rows[0] ? toJobRow(rows[0]) : null;

@@ -72,6 +72,10 @@ export class SupabaseJobStore implements JobStore {
     return toUsage((data as { active: unknown; last_day: unknown; oldest_in_day: unknown }[])?.[0]);
   }
 
+  lineage(id: string, userId: string): Promise<JobRow[]> {
+    return this.#rpc("image_jobs_lineage", { p_id: id, p_user_id: userId });
+  }
+
   async findByIdempotencyKey(userId: string, key: string): Promise<JobRow | null> {
     const { data, error } = await this.client.from(TABLE).select("*").eq("user_id", userId).eq("idempotency_key", key)
       .maybeSingle();
