@@ -21,6 +21,9 @@ import { registerOpenApi } from "./openapi.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { requestFingerprint } from "./request-fingerprint.ts";
 import { resolveJobInputs } from "./resolve-job-inputs.ts";
+import { registerMetricsRoute } from "./metrics-route.ts";
+import { requestLogging } from "../http/request-logging.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { Services } from "../wiring/build-services.ts";
 
 export interface ImagesAppOptions {
@@ -38,6 +41,8 @@ export interface ImagesAppOptions {
   publicBaseUrl?: string;
   /** Extra facts for /images/health (store kind, ...). */
   health?: () => Promise<Record<string, unknown>>;
+  /** Serves /images/metrics when given. */
+  metrics?: { registry: Metrics; secret?: string };
 }
 
 type Env = { Variables: AuthVariables };
@@ -66,7 +71,12 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
   const ttl = options.imageUrlTtlSeconds ?? 3600;
   app.onError(createErrorHandler({ log: (message, fields) => options.log.error("http.unhandled_error", { message, ...fields }) }));
   app.notFound(notFoundHandler);
+  app.use("*", requestLogging({ log: options.log }));
   const viewOptions = (c: Context) => ({ storage: options.storage, apiBaseUrl: apiBaseUrl(c, options.publicBaseUrl), imageUrlTtlSeconds: ttl });
+
+  if (options.metrics) {
+    registerMetricsRoute(app, { metrics: options.metrics.registry, store: options.jobs.deps.store, secret: options.metrics.secret });
+  }
 
   app.get("/images/health", async (c) => {
     return c.json({ status: "ok", provider_configured: options.providerConfigured, ...(await options.health?.()) });
@@ -186,5 +196,6 @@ export function imagesAppFor(services: Services): OpenAPIHono<Env> {
     maxBodyBytes: config.maxBodyBytes,
     publicBaseUrl: config.publicBaseUrl,
     health: async () => ({ store: config.store }),
+    metrics: { registry: services.metrics, secret: config.metricsSecret },
   });
 }

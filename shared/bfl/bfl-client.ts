@@ -22,6 +22,8 @@ export interface BflClientOptions {
   timeoutMs?: number;
   /** Per-request timeout for downloading a result image. */
   downloadTimeoutMs?: number;
+  /** Told about every call to BFL (metrics): how long it took and how it ended. */
+  onCall?: (call: { operation: "submit" | "poll" | "download"; seconds: number; outcome: string }) => void;
 }
 
 /** One field error from BFL's 422 `{detail:[{loc,msg,type}]}`. */
@@ -106,7 +108,8 @@ async function readJson(response: Response): Promise<unknown> {
 const toNumber = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
 export class BflClient {
-  readonly #options: Required<Omit<BflClientOptions, "fetch">> & { fetch: typeof fetch };
+  readonly #options: Required<Omit<BflClientOptions, "fetch" | "onCall">> & { fetch: typeof fetch };
+  readonly #onCall?: BflClientOptions["onCall"];
 
   constructor(options: BflClientOptions) {
     this.#options = {
@@ -115,6 +118,19 @@ export class BflClient {
       ...options,
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
     };
+    this.#onCall = options.onCall;
+  }
+
+  /** Times `call` and reports its outcome (`kind`, plus the error code or HTTP status when there is one). */
+  async #timed<T extends { kind: string; code?: string; httpStatus?: number; status?: string }>(
+    operation: "submit" | "poll" | "download",
+    call: () => Promise<T>,
+  ): Promise<T> {
+    const started = performance.now();
+    const outcome = await call();
+    const detail = outcome.code ?? (outcome.httpStatus ? String(outcome.httpStatus) : undefined);
+    this.#onCall?.({ operation, seconds: (performance.now() - started) / 1000, outcome: detail ? `${outcome.kind}:${detail}` : outcome.kind });
+    return outcome;
   }
 
   /** The submit URL for a model: the alpha endpoint lives on its own documented host. */
@@ -124,7 +140,11 @@ export class BflClient {
   }
 
   /** POSTs a task. `body` must be a complete JSON document (see job-runner's request builder). */
-  async submit(model: ModelId, body: BodyInit): Promise<SubmitOutcome> {
+  submit(model: ModelId, body: BodyInit): Promise<SubmitOutcome> {
+    return this.#timed("submit", () => this.#submit(model, body));
+  }
+
+  async #submit(model: ModelId, body: BodyInit): Promise<SubmitOutcome> {
     let response: Response;
     try {
       response = await this.#options.fetch(this.submitUrl(model), {
@@ -180,7 +200,11 @@ export class BflClient {
   }
 
   /** GETs the polling URL exactly as BFL returned it (it points at the region holding the task). */
-  async poll(pollingUrl: string): Promise<PollOutcome> {
+  poll(pollingUrl: string): Promise<PollOutcome> {
+    return this.#timed("poll", () => this.#poll(pollingUrl));
+  }
+
+  async #poll(pollingUrl: string): Promise<PollOutcome> {
     if (!isTrustedProviderUrl(pollingUrl, this.#options.trustedOrigins)) {
       return { kind: "fatal", code: "untrusted_polling_url", message: "BFL's polling URL is not on a BFL host" };
     }
@@ -215,7 +239,11 @@ export class BflClient {
   }
 
   /** Downloads `result.sample` (no x-key: the URL is signed, and is not a BFL API host). */
-  async download(sampleUrl: string): Promise<DownloadOutcome> {
+  download(sampleUrl: string): Promise<DownloadOutcome> {
+    return this.#timed("download", () => this.#download(sampleUrl));
+  }
+
+  async #download(sampleUrl: string): Promise<DownloadOutcome> {
     if (!isTrustedProviderUrl(sampleUrl, this.#options.trustedOrigins)) {
       return { kind: "fatal", code: "untrusted_result_url", message: "The result URL is not on a BFL delivery host" };
     }

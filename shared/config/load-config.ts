@@ -45,6 +45,8 @@ export interface Config {
   auth: { jwks?: JSONWebKeySet; jwksUrl?: string; jwtSecret?: string; issuer?: string; serverKeys: string[] };
   /** Shared secret pg_cron sends to the sweeper function. */
   sweeperSecret?: string;
+  /** Bearer secret for /images/metrics (defaults to the sweeper's). */
+  metricsSecret?: string;
   /** Where the functions are reachable from outside (links in responses), e.g. https://<ref>.supabase.co/functions/v1. */
   publicBaseUrl?: string;
   /** Storage bucket for inputs and results on Supabase. */
@@ -132,6 +134,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
       serverKeys: [...(env.SERVER_API_KEYS ?? "").split(","), supabaseSecretKey ?? ""].map((s) => s.trim()).filter(Boolean),
     },
     sweeperSecret: env.SWEEPER_SECRET || undefined,
+    metricsSecret: env.METRICS_SECRET || env.SWEEPER_SECRET || undefined,
     publicBaseUrl: (env.PUBLIC_BASE_URL || (supabaseUrl ? `${supabaseUrl}/functions/v1` : "")).replace(/\/+$/, "") || undefined,
     bucket: env.STORAGE_BUCKET || "images",
     problems,

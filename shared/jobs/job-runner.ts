@@ -10,6 +10,7 @@
  */
 import type { BflClient } from "../bfl/bfl-client.ts";
 import type { Logger } from "../log/logger.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import type { JobStore } from "../store/job-store.ts";
 import { sniffImage } from "../images/sniff-image.ts";
@@ -30,8 +31,8 @@ export interface RunnerDeps {
   /** Poll interval for jobs that will announce themselves by webhook (a fallback only). */
   webhookPollIntervalMs?: number;
   jobTimeoutMs: number;
-  /** Called on every status change (metrics, logs). */
-  onTransition?: (job: JobRow, from: JobStatus) => void;
+  /** Counts transitions and stored images when given. */
+  metrics?: Metrics;
   /** Adds webhook_url/webhook_secret to a submission when webhooks are configured. */
   webhookFor?: (job: JobRow) => { url: string; secret: string } | undefined;
   now?: () => number;
@@ -77,7 +78,7 @@ async function transition(deps: RunnerDeps, job: JobRow, from: JobStatus[], patc
       provider_status: updated.provider_status,
       error_code: updated.error_code,
     });
-    deps.onTransition?.(updated, job.status);
+    deps.metrics?.increment("image_jobs_transitions_total", "Job status changes", { model: job.model, to: updated.status });
   }
   return updated;
 }
@@ -280,6 +281,8 @@ async function storeResult(deps: RunnerDeps, job: JobRow, sampleUrl: string, che
     // Deterministic path + overwrite: a retried store after a crash cannot leave two copies.
     await deps.storage.put(path, download.bytes, contentType);
     const done = deps.now?.() ?? Date.now();
+    deps.metrics?.increment("images_stored_total", "Finished images copied into storage", { model: job.model });
+    deps.metrics?.increment("image_bytes_stored_total", "Bytes of finished images stored", { model: job.model }, download.bytes.byteLength);
     deps.log.info("job.image_stored", { job_id: job.id, bytes: download.bytes.byteLength, ready_to_stored_ms: done - readyAt.getTime() });
     return await transition(deps, job, ["running"], {
       ...checked,

@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { constantTimeEqual } from "../auth/constant-time-equal.ts";
 import { ApiError } from "../http/api-error.ts";
 import { createErrorHandler, notFoundHandler } from "../http/error-handler.ts";
+import { requestLogging } from "../http/request-logging.ts";
 import type { Services } from "../wiring/build-services.ts";
 import { type Background, runtimeBackground } from "./background.ts";
 import { sweep, type SweepOptions } from "./sweep.ts";
@@ -25,6 +26,7 @@ export function createSweeperApp(options: SweeperAppOptions): Hono {
   const app = new Hono();
   app.onError(createErrorHandler({ log: (message, fields) => services.log.error("http.unhandled_error", { message, ...fields }) }));
   app.notFound(notFoundHandler);
+  app.use("*", requestLogging({ log: services.log }));
   app.post("/sweeper", (c) => {
     const secret = services.config.sweeperSecret;
     if (!secret) throw new ApiError(503, "sweeper_not_configured", "Cannot sweep: SWEEPER_SECRET is not set on the server");

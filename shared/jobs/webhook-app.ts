@@ -11,6 +11,7 @@ import { Hono } from "hono";
 import { constantTimeEqual } from "../auth/constant-time-equal.ts";
 import { ApiError } from "../http/api-error.ts";
 import { createErrorHandler, notFoundHandler } from "../http/error-handler.ts";
+import { requestLogging } from "../http/request-logging.ts";
 import type { Services } from "../wiring/build-services.ts";
 import { ACTIVE_STATUSES } from "./job-row.ts";
 
@@ -20,6 +21,7 @@ export function createWebhookApp(services: Services): Hono {
   const app = new Hono();
   app.onError(createErrorHandler({ log: (message, fields) => services.log.error("http.unhandled_error", { message, ...fields }) }));
   app.notFound(notFoundHandler);
+  app.use("*", requestLogging({ log: services.log }));
   app.post("/bfl-webhook/jobs/:id", async (c) => {
     const id = c.req.param("id");
     await c.req.raw.body?.cancel(); // the body is not trusted for anything

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { requestContext } from "./request-context.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
 
@@ -48,7 +50,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = options.fields ?? {};
   const log = (level: LogLevel, event: string, fields: LogFields = {}) => {
     if (ORDER[level] < min) return;
-    const record = { time: new Date().toISOString(), level, event, ...base, ...fields };
+    const record = { time: new Date().toISOString(), level, event, ...requestContext.getStore(), ...base, ...fields };
     write(JSON.stringify(redact(record)), level);
   };
   return {

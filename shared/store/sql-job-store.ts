@@ -118,6 +118,11 @@ export class SqlJobStore implements JobStore {
     return Object.fromEntries(rows.map((row) => [row.model, Number(row.active)]));
   }
 
+  async statusCounts(): Promise<{ model: string; status: string; jobs: number }[]> {
+    const rows = await this.db.query<{ model: string; status: string; jobs: unknown }>("select * from public.image_jobs_status_counts()");
+    return rows.map((row) => ({ model: row.model, status: row.status, jobs: Number(row.jobs) }));
+  }
+
   async ensureUser(userId: string): Promise<void> {
     await this.db.query("insert into auth.users (id) values ($1) on conflict (id) do nothing", [userId]);
   }

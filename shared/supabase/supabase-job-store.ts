@@ -94,5 +94,12 @@ export class SupabaseJobStore implements JobStore {
     return Object.fromEntries(((data ?? []) as { model: string; active: number }[]).map((row) => [row.model, Number(row.active)]));
   }
 
+  async statusCounts(): Promise<{ model: string; status: string; jobs: number }[]> {
+    const { data, error } = await this.client.rpc("image_jobs_status_counts");
+    if (error) fail("count jobs by status", error);
+    return ((data ?? []) as { model: string; status: string; jobs: unknown }[])
+      .map((row) => ({ model: row.model, status: row.status, jobs: Number(row.jobs) }));
+  }
+
   async close(): Promise<void> {}
 }

@@ -19,6 +19,7 @@ import { SqlJobStore } from "../store/sql-job-store.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import { LocalImageStorage } from "../storage/local-image-storage.ts";
 import { UrlSigner } from "../storage/url-signer.ts";
+import { Metrics } from "../metrics/metrics.ts";
 import { createAdminClient } from "../supabase/create-admin-client.ts";
 import { SupabaseImageStorage } from "../supabase/supabase-image-storage.ts";
 import { SupabaseJobStore } from "../supabase/supabase-job-store.ts";
@@ -41,6 +42,7 @@ export interface Services {
   bfl?: BflClient;
   jobs: JobService;
   runner: RunnerDeps;
+  metrics: Metrics;
   /** Resolves callers to user ids (tokens, server keys, or the anonymous local user). */
   authenticator: Authenticator;
   log: Logger;
@@ -116,6 +118,7 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     storage = new LocalImageStorage(`${config.dataDir}/images`, signer);
   }
 
+  const metrics = new Metrics();
   const bfl = config.bflApiKey
     ? new BflClient({
       apiKey: config.bflApiKey,
@@ -123,6 +126,12 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
       alphaApiUrl: config.bflAlphaApiUrl,
       trustedOrigins: config.bflTrustedOrigins,
       fetch: options.fetch,
+      onCall: ({ operation, seconds, outcome }) => {
+        metrics.observe("bfl_request_duration_seconds", "Time BFL took to answer", seconds, { operation });
+        if (!["accepted", "status", "ok"].includes(outcome)) {
+          metrics.increment("bfl_errors_total", "BFL calls that did not succeed, by outcome", { operation, outcome });
+        }
+      },
     })
     : undefined;
 
@@ -139,6 +148,7 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
       ? (job) => ({ url: `${config.publicBaseUrl}/bfl-webhook/jobs/${job.id}`, secret: randomSecret() })
       : undefined,
     jobTimeoutMs: config.jobTimeoutMs,
+    metrics,
   };
   return {
     config,
@@ -148,6 +158,7 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     bfl,
     jobs: new JobService(runner, { maxActiveJobs: config.maxActiveJobsPerUser, maxJobsPerDay: config.maxJobsPerDay }),
     runner,
+    metrics,
     authenticator: createAuthenticator({ ...config.auth, anonymousUserId: config.anonymousUserId }),
     log,
     close: async () => {
