@@ -1,6 +1,7 @@
 // The bfl-webhook receiver end to end: the BFL simulator POSTs to the local server's
 // /bfl-webhook/jobs/:id with the per-job X-Webhook-Secret, and the call is only ever a hint.
 import assert from "node:assert/strict";
+import { BflClient } from "../shared/bfl/bfl-client.ts";
 import type { JobRow } from "../shared/jobs/job-row.ts";
 import { applyMigrations } from "../shared/store/apply-migrations.ts";
 import { openPglite } from "../shared/store/pglite-client.ts";
@@ -20,15 +21,43 @@ interface WebhookHarness extends Harness {
   /** The secret sent to BFL for each job, by job id. */
   secrets: Map<string, string>;
   webhookUrl(jobId: string): string;
+  /** fetch for the test's own requests (see `start`). */
+  send(url: string, init?: RequestInit): Promise<Response>;
 }
 
-async function start(options: HarnessOptions = {}, webhookPollIntervalMs = 60_000): Promise<WebhookHarness> {
+async function start(
+  options: HarnessOptions = {},
+  webhookPollIntervalMs = 60_000,
+): Promise<WebhookHarness> {
   const sql = database;
   assert.ok(sql, "the shared database is open");
   await sql.query("delete from public.image_jobs");
   const h = await startHarness({ ...options, sql });
+  // Deno.serve's shutdown() waits for a connection that never sent a request, and a pooled fetch
+  // client can leave one behind when two requests race for a connection (e.g. a test request and
+  // the simulator's webhook); the harness's close() then stalls for minutes. So the test's own
+  // requests and the service's calls to BFL go through clients that never reuse connections.
+  const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  const send = (url: string, init: RequestInit = {}) => fetch(url, { ...init, client });
+  const { config } = h.services;
+  h.services.runner.bfl = new BflClient({
+    apiKey: config.bflApiKey!,
+    apiUrl: config.bflApiUrl,
+    alphaApiUrl: config.bflAlphaApiUrl,
+    trustedOrigins: config.bflTrustedOrigins,
+    fetch: (input, init) => fetch(input, { ...init, client }),
+  });
+  const close = h.close;
+  h.close = async () => {
+    try {
+      await close();
+    } finally {
+      client.close();
+    }
+  };
   const secrets = new Map<string, string>();
-  const webhookUrl = (jobId: string) => `${h.base.replace("/images", "")}/bfl-webhook/jobs/${jobId}`;
+  const webhookUrl = (jobId: string) =>
+    `${h.base.replace("/images", "")}/bfl-webhook/jobs/${jobId}`;
   h.services.runner.webhookFor = (job) => {
     const secret = crypto.randomUUID();
     secrets.set(job.id, secret);
@@ -36,12 +65,16 @@ async function start(options: HarnessOptions = {}, webhookPollIntervalMs = 60_00
   };
   // Large by default, so only the webhook can drive a job to completion.
   h.services.runner.webhookPollIntervalMs = webhookPollIntervalMs;
-  return Object.assign(h, { secrets, webhookUrl });
+  return Object.assign(h, { secrets, webhookUrl, send });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
+async function until<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 5000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (true) {
     const value = await probe();
@@ -52,8 +85,8 @@ async function until<T>(probe: () => Promise<T | undefined | false> | T | undefi
 }
 
 /** Creates a job over HTTP (submitted inline, so it carries the webhook); returns its id. */
-async function createJob(h: Harness, prompt = "A lighthouse at dusk"): Promise<string> {
-  const response = await fetch(`${h.base}/jobs`, {
+async function createJob(h: WebhookHarness, prompt = "A lighthouse at dusk"): Promise<string> {
+  const response = await h.send(`${h.base}/jobs`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ prompt }),
@@ -71,24 +104,30 @@ async function row(h: Harness, id: string): Promise<JobRow> {
 }
 
 const waitForStatus = (h: Harness, id: string, status: string, timeoutMs = 5000) =>
-  until(async () => {
-    const job = await row(h, id);
-    return job.status === status && job;
-  }, `job ${id} to be ${status}`, timeoutMs);
+  until(
+    async () => {
+      const job = await row(h, id);
+      return job.status === status && job;
+    },
+    `job ${id} to be ${status}`,
+    timeoutMs,
+  );
 
 /** POSTs a webhook call; the answer's body is always consumed. */
 async function postWebhook(
+  h: WebhookHarness,
   url: string,
   secret?: string,
   body: unknown = { status: "Ready" },
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (secret !== undefined) headers["X-Webhook-Secret"] = secret;
-  const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+  const response = await h.send(url, { method: "POST", headers, body: JSON.stringify(body) });
   return { status: response.status, body: await response.json() };
 }
 
-const resultFiles = async (h: Harness) => (await h.storedFiles()).filter((path) => path.startsWith("results/"));
+const resultFiles = async (h: Harness) =>
+  (await h.storedFiles()).filter((path) => path.startsWith("results/"));
 
 test("a job with a webhook finishes on BFL's call alone: no client polling, no sweeper, one poll", async () => {
   const h = await start();
@@ -136,10 +175,17 @@ test("a wrong or missing webhook secret answers 401 and leaves the job row untou
       ["secret with a suffix", `${h.secrets.get(id)}x`],
     ];
     for (const [label, secret] of attempts) {
-      const answer = await postWebhook(h.webhookUrl(id), secret);
+      const answer = await postWebhook(h, h.webhookUrl(id), secret);
       assert.equal(answer.status, 401, label);
-      assert.equal((answer.body.error as Record<string, unknown>).code, "invalid_webhook_secret", label);
-      assert.ok(!JSON.stringify(answer.body).includes(h.secrets.get(id)!), `${label}: the answer leaks no secret`);
+      assert.equal(
+        (answer.body.error as Record<string, unknown>).code,
+        "invalid_webhook_secret",
+        label,
+      );
+      assert.ok(
+        !JSON.stringify(answer.body).includes(h.secrets.get(id)!),
+        `${label}: the answer leaks no secret`,
+      );
     }
     const after = await row(h, id);
     assert.equal(after.status, before.status);
@@ -158,12 +204,16 @@ test("unknown, malformed and finished job ids are acknowledged with 200 and chan
   try {
     const base = h.base.replace("/images", "");
     for (const id of [crypto.randomUUID(), "not-a-uuid", "1%27%20or%201%3D1"]) {
-      const answer = await postWebhook(`${base}/bfl-webhook/jobs/${id}`, "whatever");
+      const answer = await postWebhook(h, `${base}/bfl-webhook/jobs/${id}`, "whatever");
       assert.equal(answer.status, 200, id);
       assert.deepEqual(answer.body, { received: true, changed: false }, id);
     }
     // Also reachable under the deployed prefix.
-    const prefixed = await postWebhook(`${base}/functions/v1/bfl-webhook/jobs/${crypto.randomUUID()}`, "x");
+    const prefixed = await postWebhook(
+      h,
+      `${base}/functions/v1/bfl-webhook/jobs/${crypto.randomUUID()}`,
+      "x",
+    );
     assert.equal(prefixed.status, 200);
     assert.deepEqual(prefixed.body, { received: true, changed: false });
 
@@ -173,7 +223,7 @@ test("unknown, malformed and finished job ids are acknowledged with 200 and chan
     await until(() => task.webhookAttempts[0]?.status !== undefined, "the webhook's answer");
     const counts = { ...h.sim.counts };
     for (const secret of [h.secrets.get(id), "wrong", undefined]) {
-      const answer = await postWebhook(h.webhookUrl(id), secret);
+      const answer = await postWebhook(h, h.webhookUrl(id), secret);
       assert.equal(answer.status, 200);
       assert.deepEqual(answer.body, { received: true, changed: false });
     }
@@ -193,7 +243,9 @@ test("duplicate webhooks: the image is downloaded and stored once", async () => 
     const job = await waitForStatus(h, id, "succeeded");
     const task = h.sim.task(job.provider_task_id!)!;
     await until(
-      () => task.webhookAttempts.length === 2 && task.webhookAttempts.every((a) => a.status !== undefined),
+      () =>
+        task.webhookAttempts.length === 2 &&
+        task.webhookAttempts.every((a) => a.status !== undefined),
       "both webhook calls to be answered",
     );
     assert.deepEqual(task.webhookAttempts.map((a) => a.status), [200, 200]);
@@ -213,13 +265,20 @@ test("20 concurrent replays of a valid webhook for a just-Ready job: one downloa
     const id = await createJob(h);
     const running = await row(h, id);
     assert.equal(running.status, "running");
-    await until(() => h.sim.task(running.provider_task_id!)?.status === "Ready", "the task to be Ready");
+    await until(
+      () => h.sim.task(running.provider_task_id!)?.status === "Ready",
+      "the task to be Ready",
+    );
 
     const answers = await Promise.all(
-      Array.from({ length: 20 }, () => postWebhook(h.webhookUrl(id), h.secrets.get(id))),
+      Array.from({ length: 20 }, () => postWebhook(h, h.webhookUrl(id), h.secrets.get(id))),
     );
     assert.deepEqual(answers.map((a) => a.status), Array(20).fill(200));
-    assert.equal(answers.filter((a) => a.body.changed === true).length, 1, "exactly one call advanced the job");
+    assert.equal(
+      answers.filter((a) => a.body.changed === true).length,
+      1,
+      "exactly one call advanced the job",
+    );
     const job = await row(h, id);
     assert.equal(job.status, "succeeded");
     assert.equal(h.sim.counts.downloads, 1);
@@ -276,10 +335,20 @@ test("a forged webhook body is never trusted: its result.sample is never fetched
     });
 
     // Wrong secret: refused outright.
-    const refused = await postWebhook(h.webhookUrl(id), "guess", forged(`${evilOrigin}/results/${taskId}/sample.jpeg`));
+    const refused = await postWebhook(
+      h,
+      h.webhookUrl(id),
+      "guess",
+      forged(`${evilOrigin}/results/${taskId}/sample.jpeg`),
+    );
     assert.equal(refused.status, 401);
     // Right secret while BFL still says Pending: one poll, nothing stored.
-    const early = await postWebhook(h.webhookUrl(id), h.secrets.get(id), forged(`${evilOrigin}/early.jpeg`));
+    const early = await postWebhook(
+      h,
+      h.webhookUrl(id),
+      h.secrets.get(id),
+      forged(`${evilOrigin}/early.jpeg`),
+    );
     assert.equal(early.status, 200);
     assert.equal(early.body.changed, false);
     const pending = await row(h, id);
@@ -289,7 +358,12 @@ test("a forged webhook body is never trusted: its result.sample is never fetched
 
     // Right secret once Ready: the image comes from BFL's own result, not from the body.
     await until(() => sim!.task(taskId)?.status === "Ready", "the task to be Ready");
-    const late = await postWebhook(h.webhookUrl(id), h.secrets.get(id), forged(`${evilOrigin}/late.jpeg`));
+    const late = await postWebhook(
+      h,
+      h.webhookUrl(id),
+      h.secrets.get(id),
+      forged(`${evilOrigin}/late.jpeg`),
+    );
     assert.equal(late.status, 200);
     assert.equal(late.body.changed, true);
     const job = await row(h, id);
@@ -312,7 +386,7 @@ test("the job's view never includes its webhook secret", async () => {
     const secret = h.secrets.get(id)!;
     assert.ok(secret);
     const read = async (url: string) => {
-      const response = await fetch(url);
+      const response = await h.send(url);
       const text = await response.text();
       assert.equal(response.status, 200, text);
       return text;

@@ -23,6 +23,9 @@ import { requestFingerprint } from "./request-fingerprint.ts";
 import { resolveJobInputs } from "./resolve-job-inputs.ts";
 import { registerMetricsRoute } from "./metrics-route.ts";
 import { requestLogging } from "../http/request-logging.ts";
+import { registerPlaygroundRoutes } from "../playground/register-playground.ts";
+import { registerDocsRoute } from "./docs-page.ts";
+import { cors } from "hono/cors";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { Services } from "../wiring/build-services.ts";
 
@@ -41,6 +44,8 @@ export interface ImagesAppOptions {
   publicBaseUrl?: string;
   /** Extra facts for /images/health (store kind, ...). */
   health?: () => Promise<Record<string, unknown>>;
+  /** Origins allowed to call from browsers (default any: auth is by bearer token, not cookies). */
+  corsOrigins?: string | string[];
   /** Serves /images/metrics when given. */
   metrics?: { registry: Metrics; secret?: string };
 }
@@ -72,6 +77,15 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
   app.onError(createErrorHandler({ log: (message, fields) => options.log.error("http.unhandled_error", { message, ...fields }) }));
   app.notFound(notFoundHandler);
   app.use("*", requestLogging({ log: options.log }));
+  // Browsers on other origins (web apps, supabase-js functions.invoke, the hosted playground).
+  // Credentials are bearer tokens, never cookies, so any origin may call; CORS_ORIGINS narrows it.
+  app.use("*", cors({
+    origin: options.corsOrigins ?? "*",
+    allowHeaders: ["authorization", "content-type", "idempotency-key", "apikey", "x-client-info", "x-user-id", "x-request-id"],
+    allowMethods: ["GET", "POST", "OPTIONS"],
+    exposeHeaders: ["location", "idempotent-replayed", "retry-after", "x-request-id"],
+    maxAge: 600,
+  }));
   const viewOptions = (c: Context) => ({ storage: options.storage, apiBaseUrl: apiBaseUrl(c, options.publicBaseUrl), imageUrlTtlSeconds: ttl });
 
   if (options.metrics) {
@@ -91,6 +105,9 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
       servers: [{ url: base.slice(0, -"/images".length) || "/" }],
     }));
   });
+
+  registerDocsRoute(app);
+  registerPlaygroundRoutes(app);
 
   if (options.signer) {
     const signer = options.signer;
@@ -116,7 +133,7 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
 
   app.post(
     "/images/jobs",
-    (c, next) => {
+    (_c, next) => {
       if (!options.providerConfigured) {
         throw new ApiError(503, "provider_not_configured", "Cannot create jobs: BFL_API_KEY is not set on the server");
       }
@@ -195,7 +212,8 @@ export function imagesAppFor(services: Services): OpenAPIHono<Env> {
     providerConfigured: Boolean(services.bfl),
     maxBodyBytes: config.maxBodyBytes,
     publicBaseUrl: config.publicBaseUrl,
-    health: async () => ({ store: config.store }),
+    health: () => Promise.resolve({ store: config.store }),
     metrics: { registry: services.metrics, secret: config.metricsSecret },
+    corsOrigins: config.corsOrigins,
   });
 }

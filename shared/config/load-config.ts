@@ -49,6 +49,8 @@ export interface Config {
   metricsSecret?: string;
   /** Where the functions are reachable from outside (links in responses), e.g. https://<ref>.supabase.co/functions/v1. */
   publicBaseUrl?: string;
+  /** Browser origins allowed by CORS; undefined = any. */
+  corsOrigins?: string[];
   /** Storage bucket for inputs and results on Supabase. */
   bucket: string;
   /** Settings that are present but unusable: the function answers 503 naming them. */
@@ -137,6 +139,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
     metricsSecret: env.METRICS_SECRET || env.SWEEPER_SECRET || undefined,
     publicBaseUrl: (env.PUBLIC_BASE_URL || (supabaseUrl ? `${supabaseUrl}/functions/v1` : "")).replace(/\/+$/, "") || undefined,
     bucket: env.STORAGE_BUCKET || "images",
+    corsOrigins: env.CORS_ORIGINS ? env.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean) : undefined,
     problems,
     signingSecret: env.SIGNING_SECRET || undefined,
   };

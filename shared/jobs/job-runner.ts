@@ -94,10 +94,11 @@ function retryDelay(base: number, attempt: number): number {
   return Math.round(cap / 2 + Math.random() * (cap / 2));
 }
 
+/** The counts include this job itself: a claimed queued job already holds its slot. */
 async function hasFreeSlot(deps: RunnerDeps, job: JobRow): Promise<boolean> {
   const counts = await deps.store.activeCounts();
   const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  return total < ACCOUNT_MAX_ACTIVE_TASKS && (counts[job.model] ?? 0) < MODEL_SPECS[job.model].maxActiveTasks;
+  return total <= ACCOUNT_MAX_ACTIVE_TASKS && (counts[job.model] ?? 0) <= MODEL_SPECS[job.model].maxActiveTasks;
 }
 
 async function submitJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
@@ -196,21 +197,23 @@ async function failInterruptedSubmit(deps: RunnerDeps, job: JobRow): Promise<Job
 async function checkJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
   const now = deps.now?.() ?? Date.now();
   const startedAt = (job.submitted_at ?? job.created_at).getTime();
-  if (now - startedAt > deps.jobTimeoutMs && job.provider_status !== "Ready") {
-    return await transition(
-      deps,
-      job,
-      ["running"],
-      finish(deps, "failed", "timed_out", `BFL did not finish the job within ${Math.round(deps.jobTimeoutMs / 1000)} seconds`),
-    );
-  }
+  // Past the deadline a job is failed only after one more look: BFL may have finished (and
+  // billed) it while nobody polled, and that image must still be saved.
+  const overdue = now - startedAt > deps.jobTimeoutMs;
+  const timedOut = (checked: JobPatch) =>
+    transition(deps, job, ["running"], {
+      ...checked,
+      ...finish(deps, "failed", "timed_out", `BFL did not finish the job within ${Math.round(deps.jobTimeoutMs / 1000)} seconds`),
+    });
   if (!deps.bfl || !job.polling_url) {
+    if (overdue) return await timedOut({});
     return await transition(deps, job, ["running"], { next_check_at: at(now + 30_000) });
   }
   const poll = await deps.bfl.poll(job.polling_url);
   const checked = { last_checked_at: at(now), poll_count: job.poll_count + 1 };
   if (poll.kind === "transient") {
     deps.log.warn("job.poll_failed", { job_id: job.id, reason: poll.message });
+    if (overdue && job.provider_status !== "Ready") return await timedOut(checked);
     return await transition(deps, job, ["running"], { ...checked, next_check_at: at(now + retryDelay(deps.pollIntervalMs, 1)) });
   }
   if (poll.kind === "fatal") {
@@ -225,6 +228,7 @@ async function checkJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
     case "Pending":
     case "Queued": // seen in old doc samples; treated as in progress
     case "Processing":
+      if (overdue) return await timedOut({ ...checked, provider_status: poll.status });
       return await transition(deps, job, ["running"], {
         ...checked,
         provider_status: poll.status,
@@ -258,6 +262,7 @@ async function checkJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
     default:
       // An undocumented status: keep polling until the job's deadline rather than guess.
       deps.log.warn("job.unknown_provider_status", { job_id: job.id, provider_status: poll.status });
+      if (overdue) return await timedOut({ ...checked, provider_status: poll.status });
       return await transition(deps, job, ["running"], {
         ...checked,
         provider_status: poll.status,

@@ -6,7 +6,6 @@
  * @module
  */
 import { advanceJob, type RunnerDeps } from "./job-runner.ts";
-import { ACCOUNT_MAX_ACTIVE_TASKS } from "./models.ts";
 
 export interface SweepOptions {
   /** Most jobs claimed in one pass. */
@@ -24,11 +23,9 @@ export interface SweepReport {
 }
 
 export async function sweep(deps: RunnerDeps, options: SweepOptions = {}): Promise<SweepReport> {
-  // Claim only as many queued jobs as there are free provider slots; the rest stay unclaimed.
-  const counts = await deps.store.activeCounts();
-  const active = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  const freeSlots = Math.max(0, ACCOUNT_MAX_ACTIVE_TASKS - active);
-  const jobs = await deps.store.claimDue(deps.workerId, options.limit ?? 50, deps.leaseSeconds, freeSlots);
+  // The claim hands out at most as many queued jobs as there are free provider slots (counted
+  // atomically in SQL); the rest stay unclaimed in the queue.
+  const jobs = await deps.store.claimDue(deps.workerId, options.limit ?? 50, deps.leaseSeconds);
   const report: SweepReport = { claimed: jobs.length, advanced: 0, errors: 0, statuses: {} };
   let next = 0;
   const worker = async () => {
