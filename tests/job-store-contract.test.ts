@@ -1,29 +1,35 @@
-// The JobStore contract (shared/store/job-store.ts), run identically on every SQL backend: embedded
-// PGlite and a real PostgreSQL 15 server (a fresh migrated database per test on one throwaway
-// cluster). The guarantees under test are the migration's SQL functions and guard trigger, so on
-// the server the concurrency cases really race through a connection pool.
+// The JobStore contract (shared/store/job-store.ts), run identically on every adapter
+// (tests/support/job-store-backends.ts): SqlJobStore on embedded PGlite and on a real PostgreSQL 15
+// server, and SupabaseJobStore over supabase-js through the PostgREST/Storage stand-in on that
+// server (a fresh migrated database per test on one throwaway cluster). The guarantees under test
+// are the migration's SQL functions and guard trigger, so on the server the concurrency cases
+// really race through a connection pool (or through PostgREST).
 import assert from "node:assert/strict";
 import type { JobRow, JobStatus, NewJob } from "../shared/jobs/job-row.ts";
 import type { ModelId } from "../shared/jobs/models.ts";
+import type { JobStore } from "../shared/store/job-store.ts";
 import type { SqlClient } from "../shared/store/sql-client.ts";
-import { SqlJobStore } from "../shared/store/sql-job-store.ts";
 import {
-  describeStores,
-  type SqlBackend,
-  stopSharedPostgresCluster,
-} from "./support/postgres-cluster.ts";
+  type StoreBackend,
+  type StoreBackendName,
+  storeBackends,
+} from "./support/job-store-backends.ts";
+import { stopSharedPostgresCluster } from "./support/postgres-cluster.ts";
 
 interface Ctx {
-  backend: SqlBackend;
+  backend: StoreBackend;
+  store: JobStore;
+  /** Direct SQL on this test's database, bypassing the store (as another client or an operator would). */
   sql: SqlClient;
-  store: SqlJobStore;
+  /** Whether the store's calls really run concurrently on the database. */
+  concurrent: boolean;
   /** applyMigrations() on this test's database again. */
   migrate(): Promise<string[]>;
-  /** A user that exists (store.ensureUser). */
+  /** A user that exists (store.ensureUser, or a row in auth.users where the store has none). */
   newUser(): Promise<string>;
   /** Inserts a queued job for `userId`. */
   newJob(userId: string, overrides?: Partial<NewJob>): Promise<JobRow>;
-  /** Direct SQL on one job row, bypassing the store (as another client or an operator would). */
+  /** Direct SQL on one job row, bypassing the store. */
   setColumns(id: string, assignments: string): Promise<void>;
   /**
    * Sets a job's status (and provider columns) with plain SQL and no lease, as setup for tests
@@ -36,39 +42,41 @@ interface Ctx {
   ): Promise<void>;
 }
 
-/**
- * Per backend: a reason to register the test as ignored because it exposes a known bug. Every
- * use carries a `// BUG:` comment and is described in the report.
- */
-interface KnownBugs {
-  postgres?: string;
-  pglite?: string;
+type PerBackend = Partial<Record<StoreBackendName, string>>;
+
+interface ContractOptions {
+  /**
+   * Per backend: a reason to register the test as ignored because it exposes a known bug. Every
+   * use carries a `// BUG:` comment and is described in the report.
+   */
+  knownBugs?: PerBackend;
+  /** Per backend: why the case does not apply to that adapter (registered as ignored, named). */
+  notApplicable?: PerBackend;
 }
 
-function contract(name: string, body: (ctx: Ctx) => Promise<void>, knownBugs: KnownBugs = {}) {
-  for (const backend of describeStores()) {
-    const bug = knownBugs[backend.name];
+function contract(name: string, body: (ctx: Ctx) => Promise<void>, options: ContractOptions = {}) {
+  for (const backend of storeBackends()) {
+    const bug = options.knownBugs?.[backend.name];
+    const na = options.notApplicable?.[backend.name];
+    const suffix = bug ? ` (ignored, BUG: ${bug})` : na ? ` (ignored, not applicable: ${na})` : "";
     Deno.test({
-      name: `JobStore contract [${backend.name}]: ${name}${bug ? ` (ignored, BUG: ${bug})` : ""}`,
-      ignore: bug !== undefined,
+      name: `JobStore contract [${backend.name}]: ${name}${suffix}`,
+      ignore: bug !== undefined || na !== undefined,
       fn: () => runContract(backend, body),
     });
   }
 }
 
-async function runContract(backend: SqlBackend, body: (ctx: Ctx) => Promise<void>) {
+async function runContract(backend: StoreBackend, body: (ctx: Ctx) => Promise<void>) {
   const opened = await backend.open();
-  const store = new SqlJobStore(opened.sql);
+  const { store, sql } = opened;
   const ctx: Ctx = {
     backend,
-    sql: opened.sql,
     store,
+    sql,
+    concurrent: opened.concurrent,
     migrate: opened.migrate,
-    async newUser() {
-      const id = crypto.randomUUID();
-      await store.ensureUser(id);
-      return id;
-    },
+    newUser: opened.newUser,
     newJob(userId, overrides = {}) {
       return store.insert({
         id: crypto.randomUUID(),
@@ -80,10 +88,10 @@ async function runContract(backend: SqlBackend, body: (ctx: Ctx) => Promise<void
       });
     },
     async setColumns(id, assignments) {
-      await opened.sql.query(`update public.image_jobs set ${assignments} where id = $1`, [id]);
+      await sql.query(`update public.image_jobs set ${assignments} where id = $1`, [id]);
     },
     async moveTo(id, status, extra = {}) {
-      await opened.sql.query(
+      await sql.query(
         `update public.image_jobs
             set status = $2, provider_status = coalesce($3, provider_status),
                 provider_task_id = coalesce($4, provider_task_id), lease_owner = null, lease_until = null
@@ -99,8 +107,10 @@ async function runContract(backend: SqlBackend, body: (ctx: Ctx) => Promise<void
   }
 }
 
-
-/** Asserts `promise` rejects with a Postgres error of SQLSTATE `code` whose message matches `message`. */
+/**
+ * Asserts `promise` (direct SQL through a driver) rejects with a Postgres error of SQLSTATE `code`
+ * whose message matches `message`.
+ */
 async function rejectsWithSqlState(promise: Promise<unknown>, code: string, message?: RegExp) {
   await assert.rejects(promise, (error: unknown) => {
     const e = error as { code?: unknown; message?: unknown };
@@ -110,6 +120,34 @@ async function rejectsWithSqlState(promise: Promise<unknown>, code: string, mess
       `expected SQLSTATE ${code}, got ${String(e.code)}: ${String(e.message)}`,
     );
     if (message) assert.match(String(e.message), message);
+    return true;
+  });
+}
+
+/**
+ * Asserts a store call rejects with the database error of SQLSTATE `code`, as this adapter
+ * surfaces it (StoreBackend.sqlStateIn): the driver's error with `.code`, or an Error whose
+ * message is `Cannot <action>: ... (<code>)` (`action` pins it where given). `message` must
+ * match the error's message either way.
+ */
+async function storeRejects(
+  t: Ctx,
+  promise: Promise<unknown>,
+  code: string,
+  options: { message?: RegExp; action?: string } = {},
+) {
+  if (t.backend.sqlStateIn === "code") return rejectsWithSqlState(promise, code, options.message);
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof Error, `expected an Error, got ${String(error)}`);
+    assert.match(error.message, new RegExp(`\\(${code}\\)`));
+    assert.match(error.message, /^Cannot .+: /s);
+    if (options.action) {
+      assert.ok(
+        error.message.startsWith(`Cannot ${options.action}: `),
+        `expected "Cannot ${options.action}: …", got ${error.message}`,
+      );
+    }
+    if (options.message) assert.match(error.message, options.message);
     return true;
   });
 }
@@ -193,19 +231,31 @@ contract(
   },
 );
 
-contract("ensureUser is idempotent and jobs need an existing user", async (t) => {
+contract("ensureUser is idempotent, also once the user has jobs", async (t) => {
+  const store = t.store;
+  assert.ok(store.ensureUser, "a store without Supabase Auth keeps auth.users itself");
   const id = crypto.randomUUID();
-  await t.store.ensureUser(id);
-  await t.store.ensureUser(id);
-  await Promise.all([t.store.ensureUser(id), t.store.ensureUser(id), t.store.ensureUser(id)]);
+  await store.ensureUser(id);
+  await store.ensureUser(id);
+  await Promise.all([store.ensureUser(id), store.ensureUser(id), store.ensureUser(id)]);
   const rows = await t.sql.query<{ n: unknown }>(
     "select count(*) as n from auth.users where id = $1",
     [id],
   );
   assert.equal(Number(rows[0].n), 1);
   await t.newJob(id);
-  await t.store.ensureUser(id); // still fine with dependent rows
-  await rejectsWithSqlState(t.newJob(crypto.randomUUID()), "23503");
+  await store.ensureUser(id); // still fine with dependent rows
+}, {
+  notApplicable: { supabase: "SupabaseJobStore has no ensureUser, Supabase Auth owns auth.users" },
+});
+
+contract("database errors surface as thrown errors naming the SQLSTATE", async (t) => {
+  const alice = await t.newUser();
+  await storeRejects(t, t.newJob(crypto.randomUUID()), "23503", {
+    action: "insert the job",
+    message: /foreign key/,
+  });
+  await storeRejects(t, t.newJob(alice, { model: "flux-pro-1.1" as ModelId }), "23514");
 });
 
 contract("an idempotency key is unique per user, not across users", async (t) => {
@@ -213,7 +263,7 @@ contract("an idempotency key is unique per user, not across users", async (t) =>
   const bob = await t.newUser();
   await t.newJob(alice, { idempotency_key: "same" });
   await t.newJob(bob, { idempotency_key: "same" });
-  await rejectsWithSqlState(t.newJob(alice, { idempotency_key: "same" }), "23505");
+  await storeRejects(t, t.newJob(alice, { idempotency_key: "same" }), "23505");
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -332,7 +382,7 @@ contract("claim with onlyIfDue respects next_check_at", async (t) => {
 // claimDue
 
 contract(
-  "claimDue takes due, unfinished, unleased jobs only, oldest first, up to the limit",
+  "claimDue takes due, unfinished, unleased jobs only: in-flight first, then queued oldest first, up to the limit",
   async (t) => {
     const alice = await t.newUser();
     const make = async (minutesAgo: number) => {
@@ -361,20 +411,20 @@ contract(
       finished.push(job);
     }
 
+    // In-flight jobs come first (a poll needs no new provider slot); the returned rows' order is
+    // not significant, which rows were chosen under the limit is.
     const first = await t.store.claimDue("sweeper", 2, 60);
-    assert.deepEqual(
-      ids(first),
-      [oldest.id, older.id],
-      "the two most overdue, in next_check_at order",
-    );
+    assert.deepEqual(new Set(ids(first)), new Set([submitting.id, running.id]), "in-flight jobs first");
     assert.ok(
       first.every((row) =>
         row.lease_owner === "sweeper" && row.lease_until!.getTime() > Date.now()
       ),
     );
 
+    const second = await t.store.claimDue("sweeper-2", 2, 60);
+    assert.deepEqual(new Set(ids(second)), new Set([oldest.id, older.id]), "then the user's oldest queued jobs");
     const rest = await t.store.claimDue("sweeper-2", 100, 60);
-    assert.deepEqual(new Set(ids(rest)), new Set([old.id, submitting.id, running.id]));
+    assert.deepEqual(ids(rest), [old.id]);
     assert.ok(rest.every((row) => row.lease_owner === "sweeper-2"));
 
     assert.deepEqual(
@@ -383,7 +433,12 @@ contract(
       "nothing left that is due and free",
     );
     const never = new Set([future.id, leased.id, ...ids(finished)]);
-    for (const row of [...first, ...rest]) assert.ok(!never.has(row.id));
+    for (const row of [...first, ...second, ...rest]) assert.ok(!never.has(row.id));
+    assert.equal(
+      (await t.store.get(future.id))?.lease_owner,
+      null,
+      "a job not yet due is left alone",
+    );
     assert.equal(
       (await t.store.get(leased.id))?.lease_owner,
       "someone",
@@ -401,9 +456,10 @@ contract(
     const alice = await t.newUser();
     const bob = await t.newUser();
     await t.sql.query(
-      `insert into public.image_jobs (user_id, model, params, next_check_at)
+      // In-flight jobs: their claims are not capped by free provider slots (see the next case).
+      `insert into public.image_jobs (user_id, model, params, next_check_at, status, provider_status)
      select case when i % 2 = 0 then $1::uuid else $2::uuid end, 'flux-kontext-pro', '{"prompt":"x"}'::jsonb,
-            now() - make_interval(secs => i)
+            now() - make_interval(secs => i), 'running', 'Pending'
        from generate_series(1, 100) as i`,
       [alice, bob],
     );
@@ -440,12 +496,40 @@ contract(
         "the row's lease names its claimer",
       );
     }
-    if (t.backend.concurrent) {
-      const workersThatClaimed = new Set(
-        [...claimedBy.values()].filter((owner) => owner !== "final"),
+    if (t.concurrent) {
+      const workers = new Set([...claimedBy.values()].filter((owner) => owner !== "final"));
+      assert.ok(
+        workers.size >= 2,
+        `the work was spread over several workers (${[...workers].join(", ")})`,
       );
-      assert.ok(workersThatClaimed.size >= 1);
     }
+  },
+);
+
+contract(
+  "claimDue hands out at most the 24 free provider slots of queued jobs, even to concurrent workers",
+  async (t) => {
+    const alice = await t.newUser();
+    await t.sql.query(
+      `insert into public.image_jobs (user_id, model, params, next_check_at)
+     select $1::uuid, 'flux-kontext-pro', '{"prompt":"x"}'::jsonb, now() - make_interval(secs => i)
+       from generate_series(1, 60) as i`,
+      [alice],
+    );
+    // Two jobs already hold slots at BFL.
+    await t.sql.query(
+      `insert into public.image_jobs (user_id, model, params, status, provider_status, next_check_at)
+     select $1::uuid, 'flux-kontext-pro', '{"prompt":"x"}'::jsonb, 'running', 'Pending', now() + interval '1 hour'
+       from generate_series(1, 2)`,
+      [alice],
+    );
+    const batches = await Promise.all(["w1", "w2", "w3", "w4", "w5"].map((name) => t.store.claimDue(name, 10, 60)));
+    const claimed = batches.flat();
+    assert.equal(new Set(ids(claimed)).size, claimed.length, "no job was handed out twice");
+    assert.equal(claimed.length, 22, "24 slots minus the 2 in use");
+    assert.deepEqual(await t.store.claimDue("late", 10, 60), [], "no slot left for queued jobs");
+    const counts = await t.store.activeCounts();
+    assert.equal(counts["flux-kontext-pro"], 24, "claimed queued jobs hold their slots");
   },
 );
 
@@ -491,11 +575,15 @@ contract(
       "a released lease no longer authorises anything",
     );
     assert.equal((await t.store.get(job.id))?.status, "submitting");
+    assert.equal(
+      await t.store.transition(crypto.randomUUID(), "w", ["queued"], { status: "running" }),
+      null,
+    );
   },
 );
 
 contract(
-  "transition keeps the lease when the patch keeps it, and keeps absent keys",
+  "transition keeps the lease when the patch keeps it, keeps absent keys, clears explicit nulls",
   async (t) => {
     const alice = await t.newUser();
     const job = await t.newJob(alice);
@@ -559,18 +647,23 @@ contract(
     assert.equal(cleared.cost, null);
     assert.equal(cleared.provider_task_id, "task-1", "absent keys keep their value");
     assert.equal(cleared.webhook_secret, "s3cret");
-    assert.equal(cleared.lease_owner, null);
+    assert.equal(cleared.lease_owner, null, "omitting the lease releases it");
     assert.equal(cleared.lease_until, null);
     assert.deepEqual(
       await t.store.get(job.id),
       cleared,
       "what transition returns is what is stored",
     );
+    const [raw] = await t.sql.query<{ details: string | null }>(
+      "select jsonb_typeof(error_details) as details from public.image_jobs where id = $1",
+      [job.id],
+    );
+    assert.equal(raw.details, null, "a JSON null clears the column (SQL NULL, not a JSON 'null')");
   },
 );
 
 contract(
-  "transition to a finished state records the result",
+  "transition to a finished state records the result (bigint, timestamps)",
   async (t) => {
     const alice = await t.newUser();
     const job = await t.newJob(alice);
@@ -590,6 +683,7 @@ contract(
     assert.ok(done);
     assert.equal(done.status, "succeeded");
     assert.equal(done.result_bytes, 123456789012, "bigint survives the round trip");
+    assert.equal(done.output_mp, 1);
     assert.equal(done.finished_at?.getTime(), finishedAt.getTime());
     assert.equal(done.provider_task_id, "task-9");
   },
@@ -651,33 +745,37 @@ contract(
       });
       assert.equal(finished?.status, finalStatus);
 
-      await rejectsWithSqlState(
+      await storeRejects(
+        t,
         t.store.transition(job.id, "w", [finalStatus], {
           status: "running",
           lease_owner: "w",
           lease_until: leaseUntil,
         }),
         "23514",
-        /finished/,
+        { message: /finished/ },
       );
       const sideways = finalStatus === "failed" ? "succeeded" : "failed";
-      await rejectsWithSqlState(
+      await storeRejects(
+        t,
         t.store.transition(job.id, "w", [finalStatus], { status: sideways }),
         "23514",
-        /finished/,
+        { message: /finished/ },
       );
-      assert.equal((await t.store.get(job.id))?.status, finalStatus);
+      const stored = await t.store.get(job.id);
+      assert.equal(stored?.status, finalStatus);
+      assert.equal(stored?.lease_owner, "w", "the failed transition was rolled back as a whole");
 
       // Without the lease, a transition is simply refused.
       await t.setColumns(job.id, "lease_owner = null, lease_until = null");
       assert.equal(
         await t.store.transition(job.id, "w", [finalStatus], { status: "running" }),
         null,
+        "no lease: refused",
       );
       assert.equal((await t.store.get(job.id))?.status, finalStatus);
     }
   },
- 
 );
 
 // ---------------------------------------------------------------------------------------------
