@@ -184,3 +184,31 @@ Deno.test("fair slots: one user's 30 queued jobs do not starve another user's on
     await h.close();
   }
 });
+
+Deno.test("a new job does not take a freed slot ahead of older queued jobs", async () => {
+  const h = await startHarness({ env: { MAX_ACTIVE_JOBS_PER_USER: "0", MAX_JOBS_PER_DAY: "0" }, simulator: { readyAfterMs: 60_000 } });
+  try {
+    for (let i = 0; i < 24; i++) {
+      const prompt = i === 0 ? "first [sim:ready-after=100]" : `filler ${i}`;
+      await (await fetch(`${h.base}/jobs`, post({ prompt }))).body?.cancel();
+    }
+    const older = await (await fetch(`${h.base}/jobs`, post({ prompt: "older" }))).json();
+    assert.equal(older.status, "queued");
+    // The first job finishes and is stored: one slot is free.
+    await sleep(200);
+    await h.sql.query("update public.image_jobs set next_check_at = now() where status = 'running'");
+    const { sweep } = await import("../shared/jobs/sweep.ts");
+    await h.sql.query("update public.image_jobs set next_check_at = now() + interval '1 hour' where status = 'queued'");
+    await sweep(h.services.runner);
+    const newer = await (await fetch(`${h.base}/jobs`, post({ prompt: "newer" }))).json();
+    assert.equal(newer.status, "queued", "the new job waits its turn");
+    // Reading a queued job does not submit it either.
+    assert.equal((await (await fetch(newer.url)).json()).status, "queued");
+    await h.sql.query("update public.image_jobs set next_check_at = now() where status = 'queued'");
+    await sweep(h.services.runner);
+    assert.equal((await h.services.store.get(older.id))?.status, "running", "the older job got the slot");
+    assert.equal((await h.services.store.get(newer.id))?.status, "queued");
+  } finally {
+    await h.close();
+  }
+});

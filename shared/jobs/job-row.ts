@@ -7,6 +7,8 @@ import type { ImageSlot, ModelId } from "./models.ts";
 
 export type JobStatus = "queued" | "submitting" | "running" | "succeeded" | "failed" | "moderated";
 export const ACTIVE_STATUSES: JobStatus[] = ["queued", "submitting", "running"];
+/** Jobs BFL has (or may have): a status read refreshes these. */
+export const IN_FLIGHT_STATUSES: JobStatus[] = ["submitting", "running"];
 export const FINISHED_STATUSES: JobStatus[] = ["succeeded", "failed", "moderated"];
 
 /** Where one image input lives: a copy in our storage, or the caller's URL (BFL fetches it). */

@@ -24,7 +24,7 @@ export interface RunnerDeps {
   /** Undefined when BFL_API_KEY is not set: queued jobs then wait. */
   bfl?: BflClient;
   log: Logger;
-  /** Identifies this worker's leases. */
+  /** Identifies this process; each claim adds its own token (see leaseToken). */
   workerId: string;
   leaseSeconds: number;
   pollIntervalMs: number;
@@ -43,6 +43,14 @@ export const SAMPLE_URL_LIFETIME_MS = 10 * 60_000;
 const MAX_RETRY_DELAY_MS = 30_000;
 
 const at = (ms: number) => new Date(ms);
+
+/**
+ * A lease owner unique to one claim. Sharing one owner per process would let a worker whose
+ * claim had expired (and been taken again in the same process) still pass the owner check.
+ */
+export function leaseToken(workerId: string): string {
+  return `${workerId}/${crypto.randomUUID().slice(0, 8)}`;
+}
 
 /** With a webhook coming, polling is only a safety net and can be rare. */
 const pollDelay = (deps: RunnerDeps, job: JobRow) =>
@@ -63,7 +71,8 @@ export async function advanceJob(deps: RunnerDeps, job: JobRow): Promise<JobRow>
 }
 
 async function transition(deps: RunnerDeps, job: JobRow, from: JobStatus[], patch: JobPatch): Promise<JobRow> {
-  const updated = await deps.store.transition(job.id, deps.workerId, from, patch);
+  // The claim's own token: whoever claimed this row (see leaseToken).
+  const updated = await deps.store.transition(job.id, job.lease_owner ?? "", from, patch);
   if (!updated) {
     // Lost the lease or someone else moved the job: nothing was written; report the truth.
     deps.log.warn("job.transition_skipped", { job_id: job.id, from: job.status, to: patch.status });
@@ -116,10 +125,10 @@ async function submitJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
     status: "submitting",
     submit_attempts: job.submit_attempts + 1,
     webhook_secret: webhook?.secret ?? null,
-    lease_owner: deps.workerId,
+    lease_owner: job.lease_owner,
     lease_until: at(now + deps.leaseSeconds * 1000),
   });
-  if (submitting.status !== "submitting" || submitting.lease_owner !== deps.workerId) return submitting;
+  if (submitting.status !== "submitting" || submitting.lease_owner !== job.lease_owner) return submitting;
 
   let body: BodyInit;
   try {
@@ -277,6 +286,15 @@ const EXTENSIONS: Record<string, string> = { "image/png": "png", "image/jpeg": "
 async function storeResult(deps: RunnerDeps, job: JobRow, sampleUrl: string, checked: JobPatch): Promise<JobRow> {
   const now = deps.now?.() ?? Date.now();
   const readyAt = job.ready_at ?? at(now);
+  // Renew the claim before the slow part, and stop if it was lost: one worker stores an image once.
+  const renewed = await deps.store.transition(job.id, job.lease_owner ?? "", ["running"], {
+    lease_owner: job.lease_owner,
+    lease_until: at(now + deps.leaseSeconds * 1000),
+  });
+  if (!renewed) {
+    deps.log.warn("job.lease_lost", { job_id: job.id });
+    return (await deps.store.get(job.id)) ?? job;
+  }
   const download = await deps.bfl!.download(sampleUrl);
   if (download.kind === "ok") {
     const sniffed = sniffImage(download.bytes);

@@ -8,8 +8,8 @@ import type { CreateJobRequest } from "../api/job-schemas.ts";
 import { ApiError } from "../http/api-error.ts";
 import type { ImageFormat } from "../images/sniff-image.ts";
 import type { JobInput, JobRow } from "./job-row.ts";
-import { ACTIVE_STATUSES } from "./job-row.ts";
-import { advanceJob, type RunnerDeps } from "./job-runner.ts";
+import { IN_FLIGHT_STATUSES } from "./job-row.ts";
+import { advanceJob, leaseToken, type RunnerDeps } from "./job-runner.ts";
 import { IMAGE_SLOTS, type ImageSlot, MODEL_SPECS } from "./models.ts";
 
 /** An input image after validation: bytes we hold, or an https URL BFL will fetch. */
@@ -152,7 +152,9 @@ export class JobService {
         request_hash: options.requestHash ?? null,
       });
       this.deps.log.info("job.created", { job_id: id, model: job.model, user_id: userId, inputs: inputs.length });
-      if (options.submitInline === false) return job;
+      // Submit during the request only when nobody is waiting: otherwise a new job would take a
+      // freed slot ahead of older queued ones. The sweeper submits those in fair order.
+      if (options.submitInline === false || (await store.queueDepth()) > 1) return job;
       return await this.advance(job, false);
     } catch (error) {
       // Leave nothing behind: no orphaned input files for a job that does not exist.
@@ -163,7 +165,7 @@ export class JobService {
 
   /** Claims the job and moves it one step; returns it unchanged if someone else holds it. */
   async advance(job: JobRow, onlyIfDue = true): Promise<JobRow> {
-    const claimed = await this.deps.store.claim(job.id, this.deps.workerId, this.deps.leaseSeconds, onlyIfDue);
+    const claimed = await this.deps.store.claim(job.id, leaseToken(this.deps.workerId), this.deps.leaseSeconds, onlyIfDue);
     if (!claimed) return job;
     return await advanceJob(this.deps, claimed);
   }
@@ -171,7 +173,8 @@ export class JobService {
   /** A user's job; an in-flight job whose next check is due is refreshed from BFL first. */
   async get(id: string, userId: string, refresh = true): Promise<JobRow | null> {
     const job = await this.deps.store.get(id, userId);
-    if (!job || !refresh || !ACTIVE_STATUSES.includes(job.status)) return job;
+    // Queued jobs are the sweeper's, in fair order; a read only refreshes jobs already at BFL.
+    if (!job || !refresh || !IN_FLIGHT_STATUSES.includes(job.status)) return job;
     if (job.next_check_at.getTime() > (this.deps.now?.() ?? Date.now())) return job;
     return await this.advance(job);
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { advanceJob, type RunnerDeps } from "./job-runner.ts";
+import { advanceJob, leaseToken, type RunnerDeps } from "./job-runner.ts";
 
 export interface SweepOptions {
   /** Most jobs claimed in one pass. */
@@ -18,6 +18,8 @@ export interface SweepReport {
   claimed: number;
   advanced: number;
   errors: number;
+  /** Claimed but left for the next pass because the claim was about to run out. */
+  skipped: number;
   /** Resulting status → count. */
   statuses: Record<string, number>;
 }
@@ -25,12 +27,19 @@ export interface SweepReport {
 export async function sweep(deps: RunnerDeps, options: SweepOptions = {}): Promise<SweepReport> {
   // The claim hands out at most as many queued jobs as there are free provider slots (counted
   // atomically in SQL); the rest stay unclaimed in the queue.
-  const jobs = await deps.store.claimDue(deps.workerId, options.limit ?? 50, deps.leaseSeconds);
-  const report: SweepReport = { claimed: jobs.length, advanced: 0, errors: 0, statuses: {} };
+  const jobs = await deps.store.claimDue(leaseToken(deps.workerId), options.limit ?? 50, deps.leaseSeconds);
+  const report: SweepReport = { claimed: jobs.length, advanced: 0, errors: 0, skipped: 0, statuses: {} };
   let next = 0;
   const worker = async () => {
     while (next < jobs.length) {
       const job = jobs[next++];
+      // A batch can outlive its claim (slow BFL answers): a job whose lease is nearly over is left
+      // for the next pass rather than worked on by two workers at once.
+      const remaining = (job.lease_until?.getTime() ?? 0) - Date.now();
+      if (remaining < (deps.leaseSeconds * 1000) / 3) {
+        report.skipped++;
+        continue;
+      }
       try {
         const after = await advanceJob(deps, job);
         report.advanced++;

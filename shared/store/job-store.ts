@@ -44,6 +44,8 @@ export interface JobStore {
   transition(id: string, owner: string, from: JobStatus[], patch: JobPatch): Promise<JobRow | null>;
   /** Jobs holding a provider slot, per model. */
   activeCounts(): Promise<Record<string, number>>;
+  /** Queued jobs that nobody holds (waiting for a slot). */
+  queueDepth(): Promise<number>;
   /** Jobs by model and status (metrics). */
   statusCounts(): Promise<{ model: string; status: string; jobs: number }[]>;
   /** Makes sure the user row exists (auth.users) for stores without Supabase Auth. */

@@ -118,6 +118,11 @@ export class SqlJobStore implements JobStore {
     return Object.fromEntries(rows.map((row) => [row.model, Number(row.active)]));
   }
 
+  async queueDepth(): Promise<number> {
+    const [row] = await this.db.query<{ depth: unknown }>("select public.image_jobs_queue_depth() as depth");
+    return Number(row?.depth ?? 0);
+  }
+
   async statusCounts(): Promise<{ model: string; status: string; jobs: number }[]> {
     const rows = await this.db.query<{ model: string; status: string; jobs: unknown }>("select * from public.image_jobs_status_counts()");
     return rows.map((row) => ({ model: row.model, status: row.status, jobs: Number(row.jobs) }));

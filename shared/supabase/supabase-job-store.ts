@@ -94,6 +94,12 @@ export class SupabaseJobStore implements JobStore {
     return Object.fromEntries(((data ?? []) as { model: string; active: number }[]).map((row) => [row.model, Number(row.active)]));
   }
 
+  async queueDepth(): Promise<number> {
+    const { data, error } = await this.client.rpc("image_jobs_queue_depth");
+    if (error) fail("count queued jobs", error);
+    return Number(data ?? 0);
+  }
+
   async statusCounts(): Promise<{ model: string; status: string; jobs: number }[]> {
     const { data, error } = await this.client.rpc("image_jobs_status_counts");
     if (error) fail("count jobs by status", error);

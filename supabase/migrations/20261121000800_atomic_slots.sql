@@ -72,3 +72,29 @@ begin
   returning j.*;
 end;
 $$;
+
+-- Queued jobs nobody is about to submit. A new job is submitted during its create request only
+-- when this is zero; otherwise it waits its turn in the sweeper's fair order.
+create or replace function public.image_jobs_queue_depth()
+returns bigint
+language sql
+stable
+as $$
+  select count(*) from public.image_jobs
+   where status = 'queued' and (lease_until is null or lease_until < now());
+$$;
+
+revoke execute on function public.image_jobs_queue_depth() from public;
+do $$
+begin
+  if exists (select 1 from pg_roles where rolname = 'anon') then
+    revoke execute on function public.image_jobs_queue_depth() from anon;
+  end if;
+  if exists (select 1 from pg_roles where rolname = 'authenticated') then
+    revoke execute on function public.image_jobs_queue_depth() from authenticated;
+  end if;
+  if exists (select 1 from pg_roles where rolname = 'service_role') then
+    grant execute on function public.image_jobs_queue_depth() to service_role;
+  end if;
+end;
+$$;
