@@ -16,7 +16,7 @@ import type { ImageStorage } from "../storage/image-storage.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { issuesFromZod, readCreateRequest } from "./read-create-request.ts";
 import { JobIdParam, ListJobsQuery } from "./job-schemas.ts";
-import { toJobView } from "./job-view.ts";
+import { SignedUrlCache, toJobView } from "./job-view.ts";
 import { registerOpenApi } from "./openapi.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { requestFingerprint } from "./request-fingerprint.ts";
@@ -86,7 +86,13 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
     exposeHeaders: ["location", "idempotent-replayed", "retry-after", "x-request-id"],
     maxAge: 600,
   }));
-  const viewOptions = (c: Context) => ({ storage: options.storage, apiBaseUrl: apiBaseUrl(c, options.publicBaseUrl), imageUrlTtlSeconds: ttl });
+  const urlCache = new SignedUrlCache();
+  const viewOptions = (c: Context) => ({
+    storage: options.storage,
+    apiBaseUrl: apiBaseUrl(c, options.publicBaseUrl),
+    imageUrlTtlSeconds: ttl,
+    urlCache,
+  });
 
   if (options.metrics) {
     registerMetricsRoute(app, { metrics: options.metrics.registry, store: options.jobs.deps.store, secret: options.metrics.secret });

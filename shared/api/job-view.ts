@@ -8,7 +8,28 @@ import type { JobRow } from "../jobs/job-row.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import type { JobView } from "./job-schemas.ts";
 
+/**
+ * Signed download URLs, reused while more than half their lifetime is left: signing is a network
+ * call on Supabase Storage, and a client polling a finished job should not pay it every time.
+ */
+export class SignedUrlCache {
+  #urls = new Map<string, { url: string; expiresAt: number }>();
+  constructor(private readonly maxEntries = 10_000) {}
+
+  async get(path: string, ttlSeconds: number, sign: () => Promise<string>): Promise<{ url: string; expiresAt: number }> {
+    const now = Date.now();
+    const cached = this.#urls.get(path);
+    if (cached && cached.expiresAt - now > (ttlSeconds * 1000) / 2) return cached;
+    const fresh = { url: await sign(), expiresAt: now + ttlSeconds * 1000 };
+    if (this.#urls.size >= this.maxEntries) this.#urls.delete(this.#urls.keys().next().value!);
+    this.#urls.set(path, fresh);
+    return fresh;
+  }
+}
+
 export interface JobViewOptions {
+  /** Reuses signed URLs across reads (optional). */
+  urlCache?: SignedUrlCache;
   storage: ImageStorage;
   /** The API's public base, e.g. http://localhost:8000/images. */
   apiBaseUrl: string;
@@ -21,12 +42,16 @@ const iso = (date: Date | null) => (date ? date.toISOString() : null);
 export async function toJobView(job: JobRow, options: JobViewOptions): Promise<JobView> {
   let image: JobView["image"] = null;
   if (job.status === "succeeded" && job.result_path) {
-    const expiresAt = new Date(Date.now() + options.imageUrlTtlSeconds * 1000);
+    const path = job.result_path;
+    const sign = () => options.storage.signedUrl(path, options.imageUrlTtlSeconds, options.apiBaseUrl);
+    const signed = options.urlCache
+      ? await options.urlCache.get(`${options.apiBaseUrl} ${path}`, options.imageUrlTtlSeconds, sign)
+      : { url: await sign(), expiresAt: Date.now() + options.imageUrlTtlSeconds * 1000 };
     image = {
-      url: await options.storage.signedUrl(job.result_path, options.imageUrlTtlSeconds, options.apiBaseUrl),
+      url: signed.url,
       content_type: job.result_content_type ?? "application/octet-stream",
       bytes: job.result_bytes ?? 0,
-      expires_at: expiresAt.toISOString(),
+      expires_at: new Date(signed.expiresAt).toISOString(),
     };
   }
   return {

@@ -11,15 +11,7 @@
  *
  * @module
  */
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  decodeProtectedHeader,
-  errors as joseErrors,
-  type JSONWebKeySet,
-  jwtVerify,
-  type JWTVerifyGetKey,
-} from "jose";
+import type { JSONWebKeySet, JWTVerifyGetKey } from "jose";
 import { ApiError } from "../http/api-error.ts";
 import type { Authenticator } from "../http/authenticate.ts";
 import { constantTimeEqual } from "./constant-time-equal.ts";
@@ -46,15 +38,24 @@ const unauthorized = (code: string, message: string) =>
 
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
   const serverKeys = (options.serverKeys ?? []).filter(Boolean);
-  const keySet: JWTVerifyGetKey | undefined = options.jwks
-    ? createLocalJWKSet(options.jwks)
-    : options.jwksUrl
-    ? createRemoteJWKSet(new URL(options.jwksUrl))
-    : undefined;
   const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
+  // jose is loaded on the first token, so functions that never see one (the sweeper, webhooks,
+  // anonymous local use) start without it.
+  let jose: Promise<typeof import("jose")> | undefined;
+  let keySet: JWTVerifyGetKey | undefined;
+  const loadJose = async () => {
+    const lib = await (jose ??= import("jose"));
+    keySet ??= options.jwks
+      ? lib.createLocalJWKSet(options.jwks)
+      : options.jwksUrl
+      ? lib.createRemoteJWKSet(new URL(options.jwksUrl))
+      : undefined;
+    return lib;
+  };
 
   async function verifyUserToken(token: string): Promise<string> {
     if (token.split(".").length !== 3) throw unauthorized("invalid_token", "The access token is malformed");
+    const { decodeProtectedHeader, errors: joseErrors, jwtVerify } = await loadJose();
     let payload;
     try {
       const header = decodeProtectedHeader(token);

@@ -124,7 +124,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
     jobTimeoutMs: intSetting(env, "JOB_TIMEOUT_MS", 15 * 60_000),
     maxActiveJobsPerUser: intSetting(env, "MAX_ACTIVE_JOBS_PER_USER", 20),
     maxJobsPerDay: intSetting(env, "MAX_JOBS_PER_DAY", 500),
-    webhookPollIntervalMs: intSetting(env, "WEBHOOK_POLL_INTERVAL_MS", 20_000),
+    webhookPollIntervalMs: intSetting(env, "WEBHOOK_POLL_INTERVAL_MS", 60_000),
     webhooks: env.WEBHOOKS !== "false" && Boolean(env.PUBLIC_BASE_URL || supabaseUrl),
     sweepIntervalMs: intSetting(env, "SWEEP_INTERVAL_MS", 1000),
     anonymousUserId: allowAnonymous ? (env.LOCAL_USER_ID || LOCAL_USER_ID) : undefined,

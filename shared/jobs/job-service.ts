@@ -8,7 +8,7 @@ import type { CreateJobRequest } from "../api/job-schemas.ts";
 import { ApiError } from "../http/api-error.ts";
 import type { ImageFormat } from "../images/sniff-image.ts";
 import type { JobInput, JobRow } from "./job-row.ts";
-import { IN_FLIGHT_STATUSES } from "./job-row.ts";
+import { FINISHED_STATUSES, IN_FLIGHT_STATUSES } from "./job-row.ts";
 import { advanceJob, leaseToken, type RunnerDeps } from "./job-runner.ts";
 import { IMAGE_SLOTS, type ImageSlot, MODEL_SPECS } from "./models.ts";
 
@@ -170,12 +170,23 @@ export class JobService {
     return await advanceJob(this.deps, claimed);
   }
 
+  /** Finished jobs never change again, so reads of them can skip the database. */
+  #finished = new Map<string, JobRow>();
+
   /** A user's job; an in-flight job whose next check is due is refreshed from BFL first. */
   async get(id: string, userId: string, refresh = true): Promise<JobRow | null> {
+    const cached = this.#finished.get(id);
+    if (cached) return cached.user_id === userId ? cached : null;
     const job = await this.deps.store.get(id, userId);
+    if (job && FINISHED_STATUSES.includes(job.status)) this.#remember(job);
     // Queued jobs are the sweeper's, in fair order; a read only refreshes jobs already at BFL.
     if (!job || !refresh || !IN_FLIGHT_STATUSES.includes(job.status)) return job;
     if (job.next_check_at.getTime() > (this.deps.now?.() ?? Date.now())) return job;
     return await this.advance(job);
+  }
+
+  #remember(job: JobRow): void {
+    if (this.#finished.size >= 10_000) this.#finished.delete(this.#finished.keys().next().value!);
+    this.#finished.set(job.id, job);
   }
 }

@@ -41,6 +41,9 @@ export function toUsage(row: { active: unknown; last_day: unknown; oldest_in_day
 }
 
 export class SqlJobStore implements JobStore {
+  /** Users already known to exist: one insert per user per process, not per job. */
+  #knownUsers = new Set<string>();
+
   constructor(private readonly db: SqlClient) {}
 
   async insert(job: NewJob): Promise<JobRow> {
@@ -129,7 +132,9 @@ export class SqlJobStore implements JobStore {
   }
 
   async ensureUser(userId: string): Promise<void> {
+    if (this.#knownUsers.has(userId)) return;
     await this.db.query("insert into auth.users (id) values ($1) on conflict (id) do nothing", [userId]);
+    this.#knownUsers.add(userId);
   }
 
   async close(): Promise<void> {

@@ -12,17 +12,12 @@ import type { RunnerDeps } from "../jobs/job-runner.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { applyMigrations } from "../store/apply-migrations.ts";
 import type { JobStore } from "../store/job-store.ts";
-import { openPglite } from "../store/pglite-client.ts";
-import { openPostgres } from "../store/postgres-client.ts";
 import type { SqlClient } from "../store/sql-client.ts";
 import { SqlJobStore } from "../store/sql-job-store.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import { LocalImageStorage } from "../storage/local-image-storage.ts";
 import { UrlSigner } from "../storage/url-signer.ts";
 import { Metrics } from "../metrics/metrics.ts";
-import { createAdminClient } from "../supabase/create-admin-client.ts";
-import { SupabaseImageStorage } from "../supabase/supabase-image-storage.ts";
-import { SupabaseJobStore } from "../supabase/supabase-job-store.ts";
 import { createAuthenticator } from "../auth/create-authenticator.ts";
 import type { Authenticator } from "../http/authenticate.ts";
 
@@ -86,9 +81,12 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
     sql = options.sql;
   } else if (config.store === "embedded") {
     await Deno.mkdir(config.dataDir, { recursive: true });
+    // Drivers are imported only when configured: a function starts faster without the others.
+    const { openPglite } = await import("../store/pglite-client.ts");
     sql = await openPglite(`${config.dataDir}/pglite`);
   } else if (config.store === "postgres") {
     try {
+      const { openPostgres } = await import("../store/postgres-client.ts");
       sql = openPostgres(config.databaseUrl!);
     } catch {
       // The driver's message would quote the URL, password included.
@@ -100,6 +98,11 @@ export async function buildServices(config: Config, options: BuildOptions = {}):
   let signer: UrlSigner | undefined;
   if (config.store === "supabase" && !options.sql) {
     // Supabase applies the migrations itself (supabase db push); rows and images go through its APIs.
+    const [{ createAdminClient }, { SupabaseJobStore }, { SupabaseImageStorage }] = await Promise.all([
+      import("../supabase/create-admin-client.ts"),
+      import("../supabase/supabase-job-store.ts"),
+      import("../supabase/supabase-image-storage.ts"),
+    ]);
     const client = createAdminClient(config.supabaseUrl!, config.supabaseSecretKey!, options.supabaseFetch);
     store = new SupabaseJobStore(client);
     storage = new SupabaseImageStorage(client, config.bucket);
