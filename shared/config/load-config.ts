@@ -126,7 +126,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
     maxJobsPerDay: intSetting(env, "MAX_JOBS_PER_DAY", 500),
     webhookPollIntervalMs: intSetting(env, "WEBHOOK_POLL_INTERVAL_MS", 60_000),
     webhooks: env.WEBHOOKS !== "false" && Boolean(env.PUBLIC_BASE_URL || supabaseUrl),
-    sweepIntervalMs: intSetting(env, "SWEEP_INTERVAL_MS", 1000),
+    sweepIntervalMs: intSetting(env, "SWEEP_INTERVAL_MS", 500),
     anonymousUserId: allowAnonymous ? (env.LOCAL_USER_ID || LOCAL_USER_ID) : undefined,
     auth: {
       jwks,

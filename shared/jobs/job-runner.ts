@@ -56,10 +56,15 @@ export function leaseToken(workerId: string): string {
 const pollDelay = (deps: RunnerDeps, job: JobRow) =>
   job.webhook_secret ? Math.max(deps.pollIntervalMs, deps.webhookPollIntervalMs ?? 0) : deps.pollIntervalMs;
 
-export async function advanceJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
+export async function advanceJob(
+  deps: RunnerDeps,
+  job: JobRow,
+  /** Input bytes still in memory from the create request (saves reading them back). */
+  inMemory?: ReadonlyMap<string, Uint8Array>,
+): Promise<JobRow> {
   switch (job.status) {
     case "queued":
-      return await submitJob(deps, job);
+      return await submitJob(deps, job, inMemory);
     case "submitting":
       // Only reachable when a worker died mid-submit (its lease expired): see crash policy below.
       return await failInterruptedSubmit(deps, job);
@@ -110,7 +115,7 @@ async function hasFreeSlot(deps: RunnerDeps, job: JobRow): Promise<boolean> {
   return total <= ACCOUNT_MAX_ACTIVE_TASKS && (counts[job.model] ?? 0) <= MODEL_SPECS[job.model].maxActiveTasks;
 }
 
-async function submitJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
+async function submitJob(deps: RunnerDeps, job: JobRow, inMemory?: ReadonlyMap<string, Uint8Array>): Promise<JobRow> {
   const now = deps.now?.() ?? Date.now();
   if (!deps.bfl) {
     return await transition(deps, job, ["queued"], { next_check_at: at(now + 30_000) });
@@ -132,7 +137,7 @@ async function submitJob(deps: RunnerDeps, job: JobRow): Promise<JobRow> {
 
   let body: BodyInit;
   try {
-    body = await buildSubmitBody(job, deps.storage, webhook);
+    body = await buildSubmitBody(job, deps.storage, webhook, inMemory);
   } catch (error) {
     return await transition(deps, submitting, ["submitting"], finish(deps, "failed", "input_unavailable", (error as Error).message));
   }

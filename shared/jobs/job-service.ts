@@ -122,6 +122,7 @@ export class JobService {
     const id = crypto.randomUUID();
     const inputs: JobInput[] = [];
     const written: string[] = [];
+    const inMemory = new Map<string, Uint8Array>();
     try {
       for (const slot of IMAGE_SLOTS) {
         const image = images[slot];
@@ -137,6 +138,7 @@ export class JobService {
         const path = `inputs/${userId}/${id}/${slot}.${image.format}`;
         await storage.put(path, image.bytes, image.contentType);
         written.push(path);
+        inMemory.set(path, image.bytes);
         inputs.push({ slot, kind: "upload", path, content_type: image.contentType, bytes: image.bytes.byteLength });
       }
       await store.ensureUser?.(userId);
@@ -155,7 +157,7 @@ export class JobService {
       // Submit during the request only when nobody is waiting: otherwise a new job would take a
       // freed slot ahead of older queued ones. The sweeper submits those in fair order.
       if (options.submitInline === false || (await store.queueDepth()) > 1) return job;
-      return await this.advance(job, false);
+      return await this.advance(job, false, inMemory);
     } catch (error) {
       // Leave nothing behind: no orphaned input files for a job that does not exist.
       await storage.remove(written).catch(() => {});
@@ -164,10 +166,10 @@ export class JobService {
   }
 
   /** Claims the job and moves it one step; returns it unchanged if someone else holds it. */
-  async advance(job: JobRow, onlyIfDue = true): Promise<JobRow> {
+  async advance(job: JobRow, onlyIfDue = true, inMemory?: ReadonlyMap<string, Uint8Array>): Promise<JobRow> {
     const claimed = await this.deps.store.claim(job.id, leaseToken(this.deps.workerId), this.deps.leaseSeconds, onlyIfDue);
     if (!claimed) return job;
-    return await advanceJob(this.deps, claimed);
+    return await advanceJob(this.deps, claimed, inMemory);
   }
 
   /** Finished jobs never change again, so reads of them can skip the database. */

@@ -15,6 +15,8 @@ export async function buildSubmitBody(
   job: JobRow,
   storage: ImageStorage,
   webhook?: { url: string; secret: string },
+  /** Bytes already in memory by storage path (a fresh upload), so they are not read back. */
+  inMemory?: ReadonlyMap<string, Uint8Array>,
 ): Promise<Blob> {
   const scalars: Record<string, unknown> = { ...job.params };
   if (webhook) {
@@ -28,9 +30,9 @@ export async function buildSubmitBody(
       continue;
     }
     // Uploads and earlier jobs' outputs both live in storage.
-    const stored = await storage.get(input.path);
-    if (!stored) throw new Error(`Cannot submit job ${job.id}: its ${input.slot} is missing from storage`);
-    parts.push(`,${JSON.stringify(input.slot)}:"`, encodeBase64(stored.bytes), `"`);
+    const bytes = inMemory?.get(input.path) ?? (await storage.get(input.path))?.bytes;
+    if (!bytes) throw new Error(`Cannot submit job ${job.id}: its ${input.slot} is missing from storage`);
+    parts.push(`,${JSON.stringify(input.slot)}:"`, encodeBase64(bytes), `"`);
   }
   parts.push("}");
   return new Blob(parts, { type: "application/json" });
