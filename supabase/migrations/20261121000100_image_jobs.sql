@@ -242,39 +242,33 @@ create policy "image_jobs: owners read their own jobs"
   to authenticated
   using ((select auth.uid()) = user_id);
 
--- State-changing functions are for the service only.
-revoke execute on function public.image_jobs_claim(uuid, text, integer, boolean) from public;
-revoke execute on function public.image_jobs_claim_due(text, integer, integer) from public;
-revoke execute on function public.image_jobs_transition(uuid, text, text[], jsonb) from public;
-revoke execute on function public.image_jobs_active_counts() from public;
-revoke execute on function public.image_jobs_list(uuid, integer, timestamptz, uuid) from public;
-do $$
-declare
-  fn text;
+-- Makes a function callable by the service only. Supabase grants EXECUTE to anon and
+-- authenticated directly (default privileges), which a revoke from PUBLIC alone does not undo.
+create or replace function public.image_jobs_service_only(p_function text)
+returns void
+language plpgsql
+as $$
 begin
-  -- Supabase grants EXECUTE to anon and authenticated directly (default privileges), which a
-  -- revoke from PUBLIC does not undo.
-  foreach fn in array array[
-    'public.image_jobs_claim(uuid, text, integer, boolean)',
-    'public.image_jobs_claim_due(text, integer, integer)',
-    'public.image_jobs_transition(uuid, text, text[], jsonb)',
-    'public.image_jobs_active_counts()',
-    'public.image_jobs_list(uuid, integer, timestamptz, uuid)',
-    'public.image_jobs_guard()'
-  ] loop
-    if exists (select 1 from pg_roles where rolname = 'anon') then
-      execute format('revoke execute on function %s from anon', fn);
-    end if;
-    if exists (select 1 from pg_roles where rolname = 'authenticated') then
-      execute format('revoke execute on function %s from authenticated', fn);
-    end if;
-  end loop;
+  execute format('revoke execute on function %s from public', p_function);
+  if exists (select 1 from pg_roles where rolname = 'anon') then
+    execute format('revoke execute on function %s from anon', p_function);
+  end if;
+  if exists (select 1 from pg_roles where rolname = 'authenticated') then
+    execute format('revoke execute on function %s from authenticated', p_function);
+  end if;
   if exists (select 1 from pg_roles where rolname = 'service_role') then
-    grant execute on function public.image_jobs_claim(uuid, text, integer, boolean) to service_role;
-    grant execute on function public.image_jobs_claim_due(text, integer, integer) to service_role;
-    grant execute on function public.image_jobs_transition(uuid, text, text[], jsonb) to service_role;
-    grant execute on function public.image_jobs_active_counts() to service_role;
-    grant execute on function public.image_jobs_list(uuid, integer, timestamptz, uuid) to service_role;
+    execute format('grant execute on function %s to service_role', p_function);
   end if;
 end;
 $$;
+
+-- State-changing functions are for the service only.
+select public.image_jobs_service_only(f) from unnest(array[
+  'public.image_jobs_claim(uuid, text, integer, boolean)',
+  'public.image_jobs_claim_due(text, integer, integer)',
+  'public.image_jobs_transition(uuid, text, text[], jsonb)',
+  'public.image_jobs_active_counts()',
+  'public.image_jobs_list(uuid, integer, timestamptz, uuid)',
+  'public.image_jobs_guard()',
+  'public.image_jobs_service_only(text)'
+]) as f;

@@ -2,8 +2,10 @@
 -- them out fairly: one user's 500 queued jobs must not starve another user's one.
 --
 -- image_jobs_claim_due now claims in-flight jobs first (polls hold no new slot), then queued jobs
--- round-robin across users (each user's oldest first), and at most p_max_queued queued jobs —
--- the caller passes the free slots, so jobs that cannot be submitted are not claimed at all.
+-- round-robin across users (each user's oldest first), and only as many queued jobs as there are
+-- free slots (optionally fewer: p_max_queued), so jobs that cannot be submitted are not claimed.
+-- Claims are serialised with a transaction-level advisory lock, so two sweepers running at once
+-- cannot both hand out the same free slots (see image_jobs_active_counts in the 0800 migration).
 
 drop function if exists public.image_jobs_claim_due(text, integer, integer);
 
@@ -14,8 +16,18 @@ create or replace function public.image_jobs_claim_due(
   p_max_queued integer default null
 )
 returns setof public.image_jobs
-language sql
+language plpgsql
 as $$
+declare
+  free_slots integer;
+begin
+  perform pg_advisory_xact_lock(hashtext('public.image_jobs_claim_due'));
+  select greatest(0, 24 - coalesce(sum(active), 0))::integer into free_slots
+    from public.image_jobs_active_counts();
+  if p_max_queued is not null then
+    free_slots := least(free_slots, p_max_queued);
+  end if;
+  return query
   with due as (
     select id, user_id, status, next_check_at, created_at
       from public.image_jobs
@@ -40,8 +52,7 @@ as $$
     select j.id
       from public.image_jobs j
       join picked p on p.id = j.id
-     where (not p.is_queued or p_max_queued is null or p.queued_so_far <= p_max_queued)
-       -- re-checked under the row lock: another sweeper may have taken it meanwhile
+     where (not p.is_queued or p.queued_so_far <= free_slots)
        and j.status in ('queued', 'submitting', 'running')
        and j.next_check_at <= now()
        and (j.lease_until is null or j.lease_until < now())
@@ -55,6 +66,7 @@ as $$
     from chosen
    where j.id = chosen.id
   returning j.*;
+end;
 $$;
 
 -- What a user has in flight and has created in the last 24 hours, for the per-user limits.
@@ -70,25 +82,8 @@ as $$
    where user_id = p_user_id;
 $$;
 
--- Only the service calls these (see the first migration for why anon/authenticated are explicit).
-revoke execute on function public.image_jobs_claim_due(text, integer, integer, integer) from public;
-revoke execute on function public.image_jobs_user_usage(uuid) from public;
-do $$
-begin
-  if exists (select 1 from pg_roles where rolname = 'anon') then
-    revoke execute on function public.image_jobs_claim_due(text, integer, integer, integer) from anon;
-    revoke execute on function public.image_jobs_user_usage(uuid) from anon;
-  end if;
-  if exists (select 1 from pg_roles where rolname = 'authenticated') then
-    revoke execute on function public.image_jobs_claim_due(text, integer, integer, integer) from authenticated;
-    revoke execute on function public.image_jobs_user_usage(uuid) from authenticated;
-  end if;
-  if exists (select 1 from pg_roles where rolname = 'service_role') then
-    grant execute on function public.image_jobs_claim_due(text, integer, integer, integer) to service_role;
-    grant execute on function public.image_jobs_user_usage(uuid) to service_role;
-  end if;
-end;
-$$;
-
--- The user index already serves usage counts; created_at lookups for idempotency use
--- image_jobs_idempotency_idx (user_id, idempotency_key).
+-- Only the service calls these.
+select public.image_jobs_service_only(f) from unnest(array[
+  'public.image_jobs_claim_due(text, integer, integer, integer)',
+  'public.image_jobs_user_usage(uuid)'
+]) as f;

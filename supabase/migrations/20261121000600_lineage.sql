@@ -16,17 +16,7 @@ as $$
   select j.* from public.image_jobs j join chain c on c.id = j.id order by c.depth desc;
 $$;
 
-revoke execute on function public.image_jobs_lineage(uuid, uuid) from public;
-do $$
-begin
-  if exists (select 1 from pg_roles where rolname = 'anon') then
-    revoke execute on function public.image_jobs_lineage(uuid, uuid) from anon;
-  end if;
-  if exists (select 1 from pg_roles where rolname = 'authenticated') then
-    revoke execute on function public.image_jobs_lineage(uuid, uuid) from authenticated;
-  end if;
-  if exists (select 1 from pg_roles where rolname = 'service_role') then
-    grant execute on function public.image_jobs_lineage(uuid, uuid) to service_role;
-  end if;
-end;
-$$;
+-- Only the service calls these.
+select public.image_jobs_service_only(f) from unnest(array[
+  'public.image_jobs_lineage(uuid, uuid)'
+]) as f;

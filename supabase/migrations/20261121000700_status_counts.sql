@@ -7,17 +7,7 @@ as $$
   select model, status, count(*) from public.image_jobs group by model, status;
 $$;
 
-revoke execute on function public.image_jobs_status_counts() from public;
-do $$
-begin
-  if exists (select 1 from pg_roles where rolname = 'anon') then
-    revoke execute on function public.image_jobs_status_counts() from anon;
-  end if;
-  if exists (select 1 from pg_roles where rolname = 'authenticated') then
-    revoke execute on function public.image_jobs_status_counts() from authenticated;
-  end if;
-  if exists (select 1 from pg_roles where rolname = 'service_role') then
-    grant execute on function public.image_jobs_status_counts() to service_role;
-  end if;
-end;
-$$;
+-- Only the service calls these.
+select public.image_jobs_service_only(f) from unnest(array[
+  'public.image_jobs_status_counts()'
+]) as f;
