@@ -212,3 +212,33 @@ Deno.test("a new job does not take a freed slot ahead of older queued jobs", asy
     await h.close();
   }
 });
+
+Deno.test("a failure after the job row exists keeps the job and its inputs; the sweeper submits it", async () => {
+  const h = await startHarness({ sweep: true });
+  try {
+    const store = h.services.runner.store;
+    let failures = 1;
+    // The database hiccups once, right after the insert (the inline submit's claim).
+    h.services.runner.store = new Proxy(store, {
+      get(target, name) {
+        if (name === "claim" && failures-- > 0) return () => Promise.reject(new Error("connection reset"));
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const form = new FormData();
+    form.set("prompt", "survive a hiccup");
+    form.set("input_image", new File([makePng(16, 16)], "a.png"));
+    const created = await fetch(`${h.base}/jobs`, { method: "POST", body: form });
+    const body = await created.json();
+    assert.equal(created.status, 202, JSON.stringify(body));
+    assert.equal(body.status, "queued");
+    assert.ok((await h.storedFiles()).some((path) => path.startsWith(`inputs/`)), "the input copy is kept");
+    const deadline = Date.now() + 5000;
+    while ((await h.services.store.get(body.id))?.status !== "succeeded" && Date.now() < deadline) await sleep(50);
+    assert.equal((await h.services.store.get(body.id))?.status, "succeeded");
+    assert.equal(h.sim.submissions.length, 1);
+  } finally {
+    await h.close();
+  }
+});

@@ -156,8 +156,15 @@ export class JobService {
       this.deps.log.info("job.created", { job_id: id, model: job.model, user_id: userId, inputs: inputs.length });
       // Submit during the request only when nobody is waiting: otherwise a new job would take a
       // freed slot ahead of older queued ones. The sweeper submits those in fair order.
-      if (options.submitInline === false || (await store.queueDepth()) > 1) return job;
-      return await this.advance(job, false, inMemory);
+      if (options.submitInline === false) return job;
+      try {
+        if ((await store.queueDepth()) > 1) return job;
+        return await this.advance(job, false, inMemory);
+      } catch (error) {
+        // The job exists and keeps its inputs; the sweeper takes it from here.
+        this.deps.log.error("job.inline_submit_failed", { job_id: id, error: (error as Error).message });
+        return job;
+      }
     } catch (error) {
       // Leave nothing behind: no orphaned input files for a job that does not exist.
       await storage.remove(written).catch(() => {});
