@@ -5,6 +5,7 @@
 // are the migration's SQL functions and guard trigger, so on the server the concurrency cases
 // really race through a connection pool (or through PostgREST).
 import assert from "node:assert/strict";
+import { rejectsWithSqlState } from "./support/sql-assertions.ts";
 import type { JobRow, JobStatus, NewJob } from "../shared/jobs/job-row.ts";
 import type { ModelId } from "../shared/jobs/models.ts";
 import type { JobStore } from "../shared/store/job-store.ts";
@@ -105,23 +106,6 @@ async function runContract(backend: StoreBackend, body: (ctx: Ctx) => Promise<vo
   } finally {
     await opened.close();
   }
-}
-
-/**
- * Asserts `promise` (direct SQL through a driver) rejects with a Postgres error of SQLSTATE `code`
- * whose message matches `message`.
- */
-async function rejectsWithSqlState(promise: Promise<unknown>, code: string, message?: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    const e = error as { code?: unknown; message?: unknown };
-    assert.equal(
-      e.code,
-      code,
-      `expected SQLSTATE ${code}, got ${String(e.code)}: ${String(e.message)}`,
-    );
-    if (message) assert.match(String(e.message), message);
-    return true;
-  });
 }
 
 /**

@@ -2,6 +2,7 @@
 // them: inside a transaction, `set local role <role>` and the JWT claims in request.jwt.claims.
 // Also: the migrations apply on a plain server (no pg_net, vault or pg_cron) and with pg_cron.
 import assert from "node:assert/strict";
+import { rejectsWithSqlState } from "./support/sql-assertions.ts";
 import type postgres from "postgres";
 import { applyMigrations, listMigrations } from "../shared/store/apply-migrations.ts";
 import { openPglite } from "../shared/store/pglite-client.ts";
@@ -86,19 +87,6 @@ async function withClient(fn: (sql: postgres.Sql, db: Seeded) => Promise<void>) 
   } finally {
     await sql.end({ timeout: 5 });
   }
-}
-
-async function rejectsWithSqlState(promise: Promise<unknown>, code: string, message?: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    const e = error as { code?: unknown; message?: unknown };
-    assert.equal(
-      e.code,
-      code,
-      `expected SQLSTATE ${code}, got ${String(e.code)}: ${String(e.message)}`,
-    );
-    if (message) assert.match(String(e.message), message);
-    return true;
-  });
 }
 
 const sorted = (values: string[]) => [...values].sort();

@@ -9,7 +9,8 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../http/api-error.ts";
 import { authenticate, type Authenticator, type AuthVariables } from "../http/authenticate.ts";
-import { createErrorHandler, errorBody, notFoundHandler } from "../http/error-handler.ts";
+import { errorBody } from "../http/error-handler.ts";
+import { useCommonHandlers } from "../http/use-common-handlers.ts";
 import type { JobService } from "../jobs/job-service.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
@@ -22,7 +23,6 @@ import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { requestFingerprint } from "./request-fingerprint.ts";
 import { resolveJobInputs } from "./resolve-job-inputs.ts";
 import { registerMetricsRoute } from "./metrics-route.ts";
-import { requestLogging } from "../http/request-logging.ts";
 import { registerPlaygroundRoutes } from "../playground/register-playground.ts";
 import { registerDocsRoute } from "./docs-page.ts";
 import { cors } from "hono/cors";
@@ -74,9 +74,7 @@ function apiBaseUrl(c: Context, publicBaseUrl?: string): string {
 export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>();
   const ttl = options.imageUrlTtlSeconds ?? 3600;
-  app.onError(createErrorHandler({ log: (message, fields) => options.log.error("http.unhandled_error", { message, ...fields }) }));
-  app.notFound(notFoundHandler);
-  app.use("*", requestLogging({ log: options.log }));
+  useCommonHandlers(app, options.log);
   // Browsers on other origins (web apps, supabase-js functions.invoke, the hosted playground).
   // Credentials are bearer tokens, never cookies, so any origin may call; CORS_ORIGINS narrows it.
   const corsMiddleware = cors({

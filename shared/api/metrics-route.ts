@@ -5,7 +5,7 @@
  * @module
  */
 import type { Hono } from "hono";
-import { constantTimeEqual } from "../auth/constant-time-equal.ts";
+import { hasBearerSecret } from "../auth/bearer-secret.ts";
 import { ApiError } from "../http/api-error.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { JobStore } from "../store/job-store.ts";
@@ -22,8 +22,7 @@ export function registerMetricsRoute(app: Hono<any>, options: MetricsRouteOption
     if (!options.secret) {
       throw new ApiError(503, "metrics_not_configured", "Cannot serve metrics: METRICS_SECRET (or SWEEPER_SECRET) is not set");
     }
-    const presented = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-    if (!presented || !constantTimeEqual(presented, options.secret)) {
+    if (!hasBearerSecret(c.req.header("authorization"), options.secret)) {
       throw new ApiError(401, "invalid_metrics_secret", "Cannot serve metrics: the bearer secret is missing or wrong");
     }
     const counts = await options.store.statusCounts();

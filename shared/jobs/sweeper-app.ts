@@ -6,10 +6,9 @@
  * @module
  */
 import { Hono } from "hono";
-import { constantTimeEqual } from "../auth/constant-time-equal.ts";
+import { hasBearerSecret } from "../auth/bearer-secret.ts";
 import { ApiError } from "../http/api-error.ts";
-import { createErrorHandler, notFoundHandler } from "../http/error-handler.ts";
-import { requestLogging } from "../http/request-logging.ts";
+import { useCommonHandlers } from "../http/use-common-handlers.ts";
 import type { Services } from "../wiring/build-services.ts";
 import { type Background, runtimeBackground } from "./background.ts";
 import { sweep, type SweepOptions } from "./sweep.ts";
@@ -24,14 +23,11 @@ export function createSweeperApp(options: SweeperAppOptions): Hono {
   const { services } = options;
   const background = options.background ?? runtimeBackground();
   const app = new Hono();
-  app.onError(createErrorHandler({ log: (message, fields) => services.log.error("http.unhandled_error", { message, ...fields }) }));
-  app.notFound(notFoundHandler);
-  app.use("*", requestLogging({ log: services.log }));
+  useCommonHandlers(app, services.log);
   app.post("/sweeper", (c) => {
     const secret = services.config.sweeperSecret;
     if (!secret) throw new ApiError(503, "sweeper_not_configured", "Cannot sweep: SWEEPER_SECRET is not set on the server");
-    const presented = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-    if (!presented || !constantTimeEqual(presented, secret)) {
+    if (!hasBearerSecret(c.req.header("authorization"), secret)) {
       throw new ApiError(401, "invalid_sweeper_secret", "Cannot sweep: the sweeper secret is missing or wrong");
     }
     const started = Date.now();

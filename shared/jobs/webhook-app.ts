@@ -10,8 +10,7 @@
 import { Hono } from "hono";
 import { constantTimeEqual } from "../auth/constant-time-equal.ts";
 import { ApiError } from "../http/api-error.ts";
-import { createErrorHandler, notFoundHandler } from "../http/error-handler.ts";
-import { requestLogging } from "../http/request-logging.ts";
+import { useCommonHandlers } from "../http/use-common-handlers.ts";
 import type { Services } from "../wiring/build-services.ts";
 import { ACTIVE_STATUSES } from "./job-row.ts";
 
@@ -19,9 +18,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function createWebhookApp(services: Services): Hono {
   const app = new Hono();
-  app.onError(createErrorHandler({ log: (message, fields) => services.log.error("http.unhandled_error", { message, ...fields }) }));
-  app.notFound(notFoundHandler);
-  app.use("*", requestLogging({ log: services.log }));
+  useCommonHandlers(app, services.log);
   app.post("/bfl-webhook/jobs/:id", async (c) => {
     const id = c.req.param("id");
     await c.req.raw.body?.cancel(); // the body is not trusted for anything
