@@ -1,5 +1,6 @@
 // End to end through HTTP: the service on a random port, the BFL simulator as the provider.
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { sniffImage } from "../shared/images/sniff-image.ts";
 import { decodeBase64 } from "../shared/images/base64.ts";
 import { openPglite } from "../shared/store/pglite-client.ts";
@@ -97,6 +98,40 @@ Deno.test("edit with an uploaded file: BFL receives exactly the uploaded bytes",
     assert.deepEqual(job.inputs, [{ slot: "input_image", kind: "upload", content_type: "image/png", bytes: upload.byteLength }]);
   } finally {
     await h.close();
+  }
+});
+
+Deno.test("a large upload streamed without Content-Length reaches BFL byte for byte, and no spool file stays", async () => {
+  const spoolDir = await Deno.makeTempDir({ prefix: "spool-e2e-" });
+  const previous = Deno.env.get("TMPDIR");
+  Deno.env.set("TMPDIR", spoolDir);
+  const h = await startHarness();
+  try {
+    // 7 MiB + 2 bytes: several of the encoder's 3 MiB pieces, and not a multiple of 3.
+    const upload = makeLargePng(7 * 1024 * 1024 + 2, 5);
+    const form = new FormData();
+    form.set("prompt", "Make it night");
+    form.set("input_image", new File([upload], "big.png"));
+    const encoded = new Request("http://x/", { method: "POST", body: form });
+    const created = await fetch(`${h.base}/jobs`, {
+      method: "POST",
+      headers: { "content-type": encoded.headers.get("content-type")! },
+      body: encoded.body, // a stream: sent chunked
+    });
+    assert.equal(created.status, 202, await created.clone().text());
+    const job = await waitForJob((await created.json()).url);
+    assert.equal(job.status, "succeeded");
+    // Buffer.equals: node:assert's deepEqual walks 7 MB byte by byte for seconds.
+    assert.ok(Buffer.from(decodeBase64(h.sim.submissions[0].body.input_image as string)!).equals(upload), "BFL got the bytes");
+    const [input] = (await h.storedFiles()).filter((path) => path.startsWith("inputs/"));
+    assert.ok(Buffer.from(await Deno.readFile(`${h.dataDir}/images/${input}`)).equals(upload), "storage has the bytes");
+    const spooled = (await Array.fromAsync(Deno.readDir(spoolDir))).filter((e) => e.name.startsWith("image-upload-"));
+    assert.deepEqual(spooled, [], "the spooled upload is deleted");
+  } finally {
+    await h.close();
+    if (previous === undefined) Deno.env.delete("TMPDIR");
+    else Deno.env.set("TMPDIR", previous);
+    await Deno.remove(spoolDir, { recursive: true });
   }
 });
 

@@ -89,9 +89,35 @@ const cases: Case[] = [
   formCase("an image over 20 MB", 413, "input_image", (form) => {
     form.set("input_image", new File([makeLargePng(20 * 1024 * 1024 + 1)], "huge.png"));
   }, "image_too_large"),
+  formCase("a file part for an unknown field", 400, "mask", (form) => form.set("mask", new File([makePng(8, 8)], "m.png"))),
+  formCase("an over-long text field", 413, "prompt", (form) => form.set("prompt", "a".repeat(70_000)), "field_too_large"),
+  formCase("a valid image with an invalid field after it", 400, "seed", (form) => {
+    form.set("input_image", new File([makePng(8, 8)], "cat.png"));
+    form.set("seed", "twelve");
+  }),
+  {
+    name: "a multipart body cut off before its closing boundary",
+    status: 400,
+    code: "invalid_body",
+    contentType: "multipart/form-data; boundary=b",
+    body: () => `--b\r\nContent-Disposition: form-data; name="input_image"; filename="a.png"\r\n\r\n${"x".repeat(1000)}`,
+  },
+  {
+    name: "a multipart body without a boundary",
+    status: 400,
+    code: "invalid_body",
+    contentType: "multipart/form-data",
+    body: () => "--b--",
+  },
 ];
 
+// Multipart uploads are spooled to the system temporary folder: point it at one we can watch.
+const spoolDir = await Deno.makeTempDir({ prefix: "spool-test-" });
+Deno.env.set("TMPDIR", spoolDir);
+
 async function assertNothingLeft(h: Harness) {
+  const spooled = (await Array.fromAsync(Deno.readDir(spoolDir))).filter((e) => e.name.startsWith("image-upload-"));
+  assert.deepEqual(spooled, [], "no spooled upload");
   const rows = await h.sql.query("select count(*)::int as n from public.image_jobs");
   assert.equal((rows[0] as { n: number }).n, 0, "no job row");
   assert.equal(h.sim.counts.submitRequests, 0, "no provider call");
@@ -152,6 +178,33 @@ Deno.test("an oversize body is refused with 413 before it is read, leaving nothi
     });
     assert.equal(streamed.status, 413);
     await streamed.body?.cancel();
+    await assertNothingLeft(h);
+
+    // A streamed multipart upload is refused as its bytes pass the limit, not after buffering
+    // them: this body never ends, so only a server that stops reading can answer it.
+    const head = new TextEncoder().encode(
+      '--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nx\r\n' +
+        '--b\r\nContent-Disposition: form-data; name="input_image"; filename="a.png"\r\n\r\n',
+    );
+    let sent = 0;
+    const upload = await fetch(`${h.base}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "multipart/form-data; boundary=b" },
+      signal: AbortSignal.timeout(15_000),
+      body: new ReadableStream({
+        pull(controller) {
+          controller.enqueue(sent === 0 ? head : new Uint8Array(16_384).fill(137));
+          sent += 1;
+        },
+      }),
+    }).catch((error) => error as Error);
+    if (upload instanceof Response) {
+      assert.equal(upload.status, 413);
+      assert.equal((await upload.json()).error.code, "payload_too_large");
+    } else {
+      // The server may also close the connection on the rest of the upload: a refusal too.
+      assert.notEqual(upload.name, "TimeoutError", "the server answered an endless upload");
+    }
     await assertNothingLeft(h);
   } finally {
     await h.close();

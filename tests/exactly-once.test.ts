@@ -213,15 +213,17 @@ Deno.test("a new job does not take a freed slot ahead of older queued jobs", asy
   }
 });
 
-Deno.test("a failure after the job row exists keeps the job and its inputs; the sweeper submits it", async () => {
+Deno.test("a failure after the job row exists keeps the job and its inputs, answers 202 and never resubmits", async () => {
   const h = await startHarness({ sweep: true });
   try {
-    const store = h.services.runner.store;
+    const runner = h.services.runner;
+    const store = runner.store;
+    runner.leaseSeconds = 1; // so the crash policy's lease expiry comes within the test
     let failures = 1;
-    // The database hiccups once, right after the insert (the inline submit's claim).
-    h.services.runner.store = new Proxy(store, {
+    // The database hiccups once, right after BFL accepted the inline submit (recording its answer).
+    runner.store = new Proxy(store, {
       get(target, name) {
-        if (name === "claim" && failures-- > 0) return () => Promise.reject(new Error("connection reset"));
+        if (name === "transition" && failures-- > 0) return () => Promise.reject(new Error("connection reset"));
         const value = Reflect.get(target, name);
         return typeof value === "function" ? value.bind(target) : value;
       },
@@ -232,11 +234,14 @@ Deno.test("a failure after the job row exists keeps the job and its inputs; the 
     const created = await fetch(`${h.base}/jobs`, { method: "POST", body: form });
     const body = await created.json();
     assert.equal(created.status, 202, JSON.stringify(body));
-    assert.equal(body.status, "queued");
+    assert.equal(body.status, "submitting");
     assert.ok((await h.storedFiles()).some((path) => path.startsWith(`inputs/`)), "the input copy is kept");
-    const deadline = Date.now() + 5000;
-    while ((await h.services.store.get(body.id))?.status !== "succeeded" && Date.now() < deadline) await sleep(50);
-    assert.equal((await h.services.store.get(body.id))?.status, "succeeded");
+    // BFL's answer was lost: the job may be billed, so it is failed, never sent a second time.
+    const deadline = Date.now() + 8000;
+    while ((await store.get(body.id))?.status === "submitting" && Date.now() < deadline) await sleep(50);
+    const job = await store.get(body.id);
+    assert.equal(job?.status, "failed");
+    assert.equal(job?.error_code, "submit_interrupted");
     assert.equal(h.sim.submissions.length, 1);
   } finally {
     await h.close();

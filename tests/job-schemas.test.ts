@@ -6,10 +6,17 @@
 import assert from "node:assert/strict";
 import { CreateJobRequest, UploadedImage } from "../shared/api/job-schemas.ts";
 import { readCreateRequest } from "../shared/api/read-create-request.ts";
+import type { ResolvedImage } from "../shared/jobs/job-service.ts";
 import { ApiError } from "../shared/http/api-error.ts";
 import { crc32, makeJpeg, makeLargePng, makePng, toBase64 } from "./support/test-images.ts";
 
 const MIB = 1024 * 1024;
+
+/** An image's bytes, read through its stream as the service reads them. */
+async function bytesOf(image: ResolvedImage | undefined): Promise<Uint8Array> {
+  assert.ok(image?.kind === "bytes", "an image with bytes");
+  return new Uint8Array(await new Response(image.body.stream()).arrayBuffer());
+}
 const PNG = makePng(8, 8);
 const PNG_B64 = toBase64(PNG);
 const BAGEL = { model: "flux-bagel-alpha", prompt: "make it blue", input_image: PNG_B64 };
@@ -265,7 +272,7 @@ Deno.test("readCreateRequest() decodes and sniffs a base64 image", async () => {
   if (first?.kind !== "bytes") return;
   assert.equal(first.contentType, "image/png");
   assert.equal(first.format, "png");
-  assert.deepEqual([...first.bytes], [...PNG]);
+  assert.deepEqual([...await bytesOf(first)], [...PNG]);
   const second = input.images.input_image_2;
   assert.equal(second?.kind === "bytes" && second.contentType, "image/jpeg");
 });
@@ -275,7 +282,7 @@ Deno.test("readCreateRequest() strips a data: URI prefix from base64 images", as
     const input = await readCreateRequest(jsonRequest({ prompt: "edit", input_image: `${prefix}${PNG_B64}` }));
     const image = input.images.input_image;
     assert.equal(image?.kind, "bytes", prefix);
-    if (image?.kind === "bytes") assert.deepEqual([...image.bytes], [...PNG], prefix);
+    assert.deepEqual([...await bytesOf(image)], [...PNG], prefix);
   }
   await assertApiError(jsonRequest({ prompt: "edit", input_image: `data:image/png,${PNG_B64}` }), {
     status: 400,
@@ -339,7 +346,7 @@ Deno.test("readCreateRequest() coerces multipart numbers and booleans", async ()
   assert.equal(image?.kind, "bytes");
   if (image?.kind === "bytes") {
     assert.equal(image.contentType, "image/png");
-    assert.deepEqual([...image.bytes], [...PNG]);
+    assert.deepEqual([...await bytesOf(image)], [...PNG]);
   }
 
   const no = await readCreateRequest(formRequest({ prompt: "x", prompt_upsampling: "false" }));
@@ -415,7 +422,7 @@ Deno.test("readCreateRequest() accepts a 20 MiB upload and refuses 20 MiB + 1 by
   assert.equal(exact.length, 20 * MIB);
   const input = await readCreateRequest(formRequest({ prompt: "x", input_image: new File([exact], "big.png") }));
   const image = input.images.input_image;
-  assert.equal(image?.kind === "bytes" && image.bytes.length, 20 * MIB);
+  assert.equal(image?.kind === "bytes" && image.body.size, 20 * MIB);
 
   const over = makeLargePng(20 * MIB + 1);
   assert.equal(over.length, 20 * MIB + 1);
@@ -430,7 +437,7 @@ Deno.test("readCreateRequest() accepts 20 MiB as base64 and refuses 20 MiB + 1 b
   const exact = makeLargePng(20 * MIB, 2);
   const input = await readCreateRequest(jsonRequest({ prompt: "x", input_image_4: toBase64(exact) }));
   const image = input.images.input_image_4;
-  assert.equal(image?.kind === "bytes" && image.bytes.length, 20 * MIB);
+  assert.equal(image?.kind === "bytes" && image.body.size, 20 * MIB);
 
   const over = toBase64(makeLargePng(20 * MIB + 1, 3));
   await assertApiError(jsonRequest({ prompt: "x", input_image_4: over }), {
@@ -452,7 +459,7 @@ Deno.test({
     const wrapped = toBase64(bytes).match(/.{1,76}/g)!.join("\r\n");
     const input = await readCreateRequest(jsonRequest({ prompt: "x", input_image: wrapped }));
     const image = input.images.input_image;
-    assert.equal(image?.kind === "bytes" && image.bytes.length, bytes.length);
+    assert.equal(image?.kind === "bytes" && image.body.size, bytes.length);
   },
 });
 
@@ -462,7 +469,7 @@ Deno.test("readCreateRequest() accepts a small line-wrapped base64 image", async
   const input = await readCreateRequest(jsonRequest({ prompt: "x", input_image: wrapped }));
   const image = input.images.input_image;
   assert.ok(image?.kind === "bytes");
-  assert.deepEqual([...image.bytes], [...PNG]);
+  assert.deepEqual([...await bytesOf(image)], [...PNG]);
 });
 
 const PIXEL_LIMIT: [string, () => Uint8Array, boolean][] = [

@@ -309,6 +309,84 @@ contract(
 // ---------------------------------------------------------------------------------------------
 // claim
 
+// ---------------------------------------------------------------------------------------------
+// create: the insert with the inline submit's claim (image_jobs_create)
+
+const newJobFields = (userId: string, model: ModelId = "flux-kontext-pro"): NewJob => ({
+  id: crypto.randomUUID(),
+  user_id: userId,
+  model,
+  params: { prompt: "a red bicycle" },
+  inputs: [{ slot: "input_image", kind: "url", url: "https://example.com/a.png" }],
+  idempotency_key: `key-${crypto.randomUUID()}`,
+  request_hash: "hash-1",
+});
+const claimFor = (owner: string, caps: { account?: number; model?: number } = {}) => ({
+  owner,
+  leaseSeconds: 30,
+  accountMaxActive: caps.account ?? 24,
+  modelMaxActive: caps.model ?? 6,
+  webhookSecret: `secret-of-${owner}`,
+});
+
+contract("create without a claim inserts a queued job, like insert", async (t) => {
+  const alice = await t.newUser();
+  const fields = newJobFields(alice);
+  const job = await t.store.create(fields);
+  assert.equal(job.status, "queued");
+  assert.equal(job.lease_owner, null);
+  assert.equal(job.submit_attempts, 0);
+  assert.deepEqual(job.inputs, fields.inputs);
+  assert.equal(job.idempotency_key, fields.idempotency_key);
+  assert.deepEqual(await t.store.get(job.id), job);
+});
+
+contract("create with a claim takes a free slot: submitting, leased, its webhook secret stored", async (t) => {
+  const alice = await t.newUser();
+  const job = await t.store.create(newJobFields(alice), claimFor("creator-1"));
+  assert.equal(job.status, "submitting");
+  assert.equal(job.lease_owner, "creator-1");
+  assert.ok(job.lease_until && job.lease_until.getTime() > Date.now() + 20_000);
+  assert.equal(job.submit_attempts, 1);
+  assert.equal(job.webhook_secret, "secret-of-creator-1");
+  // The claim is the transition's lease: the creator can record BFL's answer.
+  const running = await t.store.transition(job.id, "creator-1", ["submitting"], { status: "running" });
+  assert.equal(running?.status, "running");
+});
+
+contract("create with a claim stays queued behind a waiting job, or when the slots are taken", async (t) => {
+  const alice = await t.newUser();
+  const bob = await t.newUser();
+  // Fairness: an older queued job nobody holds goes first (the sweeper's order).
+  const waiting = await t.newJob(alice);
+  const behind = await t.store.create(newJobFields(bob), claimFor("creator-1"));
+  assert.equal(behind.status, "queued");
+  assert.equal(behind.lease_owner, null);
+  assert.equal(behind.webhook_secret, null);
+
+  // A held (leased) queued job is about to be submitted, so it is not waiting — but it holds a slot.
+  await t.moveTo(waiting.id, "running");
+  await t.moveTo(behind.id, "running");
+  const full = await t.store.create(newJobFields(bob, "flux-kontext-max"), claimFor("creator-2", { account: 2 }));
+  assert.equal(full.status, "queued", "the account's slots are all taken");
+  await t.moveTo(full.id, "failed");
+  const maxFull = await t.store.create(newJobFields(bob, "flux-kontext-pro"), claimFor("creator-3", { model: 2 }));
+  assert.equal(maxFull.status, "queued", "the model's slots are all taken");
+  await t.moveTo(maxFull.id, "failed");
+  const other = await t.store.create(newJobFields(bob, "flux-kontext-max"), claimFor("creator-4", { model: 2 }));
+  assert.equal(other.status, "submitting", "another model still has slots");
+});
+
+contract("create: of 12 concurrent creates with 5 free slots exactly 5 are claimed", async (t) => {
+  const alice = await t.newUser();
+  const jobs = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => t.store.create(newJobFields(alice), claimFor(`creator-${i}`, { account: 5 }))),
+  );
+  const claimed = jobs.filter((job) => job.status === "submitting");
+  assert.equal(claimed.length, 5, `claimed ${claimed.length}`);
+  assert.equal(jobs.filter((job) => job.status === "queued" && job.lease_owner === null).length, 7);
+});
+
 contract("claim: of 20 concurrent claims on one job exactly one wins", async (t) => {
   const alice = await t.newUser();
   const job = await t.newJob(alice);

@@ -482,7 +482,7 @@ Deno.test("end to end on Supabase: upload → BFL → stored result, served by a
     const paths = new Set(env.standin.requests.map((r) => `${r.method} ${r.path}`));
     for (
       const expected of [
-        "POST /rest/v1/image_jobs",
+        "POST /rest/v1/rpc/image_jobs_create",
         "GET /rest/v1/image_jobs",
         "POST /rest/v1/rpc/image_jobs_claim",
         "POST /rest/v1/rpc/image_jobs_transition",
@@ -494,7 +494,7 @@ Deno.test("end to end on Supabase: upload → BFL → stored result, served by a
     ) {
       assert.ok(paths.has(expected), `the adapters went through ${expected}`);
     }
-    // The inline submit sends the upload from memory: the input is not read back from Storage.
+    // The inline submit sends the request's own (spooled) upload: the input is not read back from Storage.
     assert.ok(!paths.has(`GET /storage/v1/object/images/inputs/${localUser}/${id}/input_image.png`));
     assertOnlyServiceCredentials(env.standin);
   });

@@ -6,8 +6,8 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../http/api-error.ts";
+import { limitBody } from "../http/limit-body.ts";
 import { authenticate, type Authenticator, type AuthVariables } from "../http/authenticate.ts";
 import { errorBody } from "../http/error-handler.ts";
 import { useCommonHandlers } from "../http/use-common-handlers.ts";
@@ -15,7 +15,7 @@ import type { JobService } from "../jobs/job-service.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
-import { issuesFromZod, readCreateRequest } from "./read-create-request.ts";
+import { disposeImages, issuesFromZod, readCreateRequest } from "./read-create-request.ts";
 import { JobIdParam, ListJobsQuery } from "./job-schemas.ts";
 import { SignedUrlCache, toJobView } from "./job-view.ts";
 import { registerOpenApi } from "./openapi.ts";
@@ -145,21 +145,22 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
       }
       return next();
     },
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      onError: () => {
-        throw new ApiError(413, "payload_too_large", `Request body is larger than the ${options.maxBodyBytes} bytes this server accepts`);
-      },
-    }),
+    limitBody({ maxBytes: options.maxBodyBytes }),
     async (c) => {
       const idempotencyKey = readIdempotencyKey(c.req.header("idempotency-key"));
       const read = await readCreateRequest(c.req.raw);
       const request = read.request;
-      const images = await resolveJobInputs(request, c.get("userId"), options.jobs.deps.store, read.images);
-      const { job, replayed } = await options.jobs.createOnce(c.get("userId"), request, images, {
-        idempotencyKey,
-        requestHash: requestFingerprint(request, images),
-      });
+      let outcome;
+      try {
+        const images = await resolveJobInputs(request, c.get("userId"), options.jobs.deps.store, read.images);
+        outcome = await options.jobs.createOnce(c.get("userId"), request, images, {
+          idempotencyKey,
+          requestHash: requestFingerprint(request, images),
+        });
+      } finally {
+        await disposeImages(read.images);
+      }
+      const { job, replayed } = outcome;
       const view = await toJobView(job, viewOptions(c));
       const headers: Record<string, string> = { location: view.links.self };
       if (replayed) headers["idempotent-replayed"] = "true";

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "@hono/zod-openapi";
+import type { ImageBody } from "../images/image-body.ts";
 import {
   DEFAULT_MODEL,
   IMAGE_SLOTS,
@@ -15,9 +16,9 @@ import {
   type ModelId,
 } from "../jobs/models.ts";
 
-/** A file part of a multipart request, read lazily. */
+/** A file part of a multipart request, spooled as it arrived (see shared/images/spool-image.ts). */
 export class UploadedImage {
-  constructor(readonly file: File) {}
+  constructor(readonly body: ImageBody) {}
 }
 
 const imageInput = z

@@ -3,12 +3,19 @@
  * CreateJobRequest plus its decoded, size-checked, sniffed images. Every failure is an ApiError
  * naming the field; nothing is stored or sent anywhere before this has succeeded.
  *
+ * Multipart files are streamed to temporary spool files as they arrive (never held whole in
+ * memory) and refused as soon as they pass 20 MB. On success the caller owns the images' bodies
+ * and must dispose of them (`disposeImages`); on failure they are already gone.
+ *
  * @module
  */
 import type { z } from "@hono/zod-openapi";
 import { ApiError, type FieldIssue } from "../http/api-error.ts";
+import { parseMultipart, multipartBoundary, type PartSink } from "../http/parse-multipart.ts";
 import { decodeBase64, decodedBase64Length } from "../images/base64.ts";
+import { type ImageBody, imageBodyFromBytes } from "../images/image-body.ts";
 import { sniffImage } from "../images/sniff-image.ts";
+import { ImageSpool, ImageTooLargeError } from "../images/spool-image.ts";
 import type { ResolvedImage, ResolvedImages } from "../jobs/job-service.ts";
 import { IMAGE_SLOTS, type ImageSlot, MAX_INPUT_IMAGE_BYTES, MAX_INPUT_IMAGE_PIXELS } from "../jobs/models.ts";
 import { CreateJobRequest, UploadedImage } from "./job-schemas.ts";
@@ -16,6 +23,10 @@ import { CreateJobRequest, UploadedImage } from "./job-schemas.ts";
 const NUMBER_FIELDS = new Set(["seed", "safety_tolerance", "steps", "guidance"]);
 const BOOLEAN_FIELDS = new Set(["prompt_upsampling"]);
 const MB = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+/** Text parts other than images (prompt, seed, ...) are small; this only stops abuse. */
+const MAX_TEXT_FIELD_BYTES = 64 * 1024;
+/** An image sent as a text part (base64, data URI, URL): 20 MB as base64, line breaks and a prefix. */
+const MAX_IMAGE_TEXT_BYTES = Math.ceil(MAX_INPUT_IMAGE_BYTES / 3) * 4 * 1.05 + 1024;
 
 export function issuesFromZod(error: z.ZodError): FieldIssue[] {
   return error.issues.flatMap((issue) => {
@@ -39,29 +50,78 @@ function fromFormValue(field: string, value: string): unknown {
   return value;
 }
 
+/** Reads a multipart body part by part: files to spool files, text fields into strings. */
+async function readMultipartBody(request: Request, contentType: string): Promise<Record<string, unknown>> {
+  const boundary = multipartBoundary(contentType);
+  if (!boundary || !request.body) throw new ApiError(400, "invalid_body", "Cannot read the multipart body: it has no boundary");
+  const fields: Record<string, unknown> = {};
+  const spools: ImageSpool[] = [];
+  try {
+    await parseMultipart(request.body, boundary, async (part): Promise<PartSink> => {
+      const { name } = part;
+      if (Object.hasOwn(fields, name)) throw ApiError.invalidField(name, "Given more than once");
+      const isImage = (IMAGE_SLOTS as readonly string[]).includes(name);
+      if (part.filename !== undefined) {
+        if (!isImage) throw ApiError.invalidField(name, "Only image fields may be files");
+        const spool = await ImageSpool.create(MAX_INPUT_IMAGE_BYTES);
+        spools.push(spool);
+        fields[name] = null; // claimed: a second part with this name is a duplicate
+        return {
+          async write(chunk) {
+            try {
+              await spool.write(chunk);
+            } catch (error) {
+              if (error instanceof ImageTooLargeError) throw tooLarge(name as ImageSlot);
+              throw error;
+            }
+          },
+          close() {
+            fields[name] = new UploadedImage(spool.finish());
+          },
+        };
+      }
+      const limit = isImage ? MAX_IMAGE_TEXT_BYTES : MAX_TEXT_FIELD_BYTES;
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      fields[name] = null;
+      return {
+        write(chunk) {
+          size += chunk.byteLength;
+          if (size > limit) throw ApiError.invalidField(name, `Longer than ${limit} bytes`, 413, "field_too_large");
+          chunks.push(chunk);
+        },
+        close() {
+          fields[name] = fromFormValue(name, new TextDecoder().decode(joinChunks(chunks, size)));
+        },
+      };
+    });
+  } catch (error) {
+    await Promise.all(spools.map((spool) => spool.dispose()));
+    if (error instanceof ApiError) throw error;
+    throw new ApiError(400, "invalid_body", "Cannot read the multipart body: the upload was interrupted");
+  }
+  return fields;
+}
+
+function joinChunks(chunks: Uint8Array[], size: number): Uint8Array {
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return joined;
+}
+
 async function readBody(request: Request): Promise<Record<string, unknown>> {
   const type = (request.headers.get("content-type") ?? "").toLowerCase();
-  if (type.startsWith("multipart/form-data")) {
-    let form: FormData;
-    try {
-      form = await request.formData();
-    } catch {
-      throw new ApiError(400, "invalid_body", "Cannot read the multipart body: it is malformed");
-    }
-    const fields: Record<string, unknown> = {};
-    for (const [name, value] of form.entries()) {
-      if (Object.hasOwn(fields, name)) throw ApiError.invalidField(name, "Given more than once");
-      if (typeof value === "string") fields[name] = fromFormValue(name, value);
-      else if ((IMAGE_SLOTS as readonly string[]).includes(name)) fields[name] = new UploadedImage(value);
-      else throw ApiError.invalidField(name, "Only image fields may be files");
-    }
-    return fields;
-  }
+  if (type.startsWith("multipart/form-data")) return await readMultipartBody(request, request.headers.get("content-type")!);
   if (type.startsWith("application/json") || type === "") {
     let parsed: unknown;
     try {
       parsed = await request.json();
-    } catch {
+    } catch (error) {
+      if (error instanceof ApiError) throw error; // the body limit
       throw new ApiError(400, "invalid_json", "Cannot parse the request body: it is not valid JSON");
     }
     if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
@@ -72,8 +132,8 @@ async function readBody(request: Request): Promise<Record<string, unknown>> {
   throw new ApiError(415, "unsupported_media_type", `Cannot read a ${type} body: send application/json or multipart/form-data`);
 }
 
-function checkImageBytes(slot: ImageSlot, bytes: Uint8Array): ResolvedImage {
-  const sniffed = sniffImage(bytes);
+function checkImage(slot: ImageSlot, body: ImageBody): ResolvedImage {
+  const sniffed = sniffImage(body.head);
   if (!sniffed) {
     throw ApiError.invalidField(slot, "Not a PNG, JPEG, WebP or GIF image (checked by its content)", 415, "unsupported_image_type");
   }
@@ -85,17 +145,23 @@ function checkImageBytes(slot: ImageSlot, bytes: Uint8Array): ResolvedImage {
       "image_too_large",
     );
   }
-  return { kind: "bytes", bytes, contentType: sniffed.contentType, format: sniffed.format };
+  return { kind: "bytes", body, contentType: sniffed.contentType, format: sniffed.format };
 }
 
-const tooLarge = (slot: ImageSlot, size: number) =>
-  ApiError.invalidField(slot, `Image is ${MB(size)}; the limit is ${MB(MAX_INPUT_IMAGE_BYTES)}`, 413, "image_too_large");
+const tooLarge = (slot: ImageSlot, size?: number) =>
+  ApiError.invalidField(
+    slot,
+    size === undefined
+      ? `Image is larger than the ${MB(MAX_INPUT_IMAGE_BYTES)} limit`
+      : `Image is ${MB(size)}; the limit is ${MB(MAX_INPUT_IMAGE_BYTES)}`,
+    413,
+    "image_too_large",
+  );
 
-async function resolveImage(slot: ImageSlot, value: string | UploadedImage): Promise<ResolvedImage> {
+function resolveImage(slot: ImageSlot, value: string | UploadedImage): ResolvedImage {
   if (value instanceof UploadedImage) {
-    if (value.file.size > MAX_INPUT_IMAGE_BYTES) throw tooLarge(slot, value.file.size);
-    if (value.file.size === 0) throw ApiError.invalidField(slot, "The file is empty");
-    return checkImageBytes(slot, new Uint8Array(await value.file.arrayBuffer()));
+    if (value.body.size === 0) throw ApiError.invalidField(slot, "The file is empty");
+    return checkImage(slot, value.body);
   }
   if (/^https?:\/\//i.test(value)) {
     let url: URL;
@@ -113,7 +179,12 @@ async function resolveImage(slot: ImageSlot, value: string | UploadedImage): Pro
   if (decodedBase64Length(base64) > MAX_INPUT_IMAGE_BYTES) throw tooLarge(slot, decodedBase64Length(base64));
   const bytes = decodeBase64(base64);
   if (!bytes) throw ApiError.invalidField(slot, "Cannot decode: not valid base64 (nor an https URL)");
-  return checkImageBytes(slot, bytes);
+  return checkImage(slot, imageBodyFromBytes(bytes));
+}
+
+/** Frees the images' bodies (deletes spooled uploads); call once a request is done with them. */
+export async function disposeImages(images: ResolvedImages): Promise<void> {
+  await Promise.all(Object.values(images).map((image) => image?.kind === "bytes" ? image.body.dispose() : undefined));
 }
 
 export interface CreateRequestInput {
@@ -125,12 +196,18 @@ export interface CreateRequestInput {
 
 export async function readCreateRequest(request: Request): Promise<CreateRequestInput> {
   const body = await readBody(request);
-  const parsed = CreateJobRequest.safeParse(body);
-  if (!parsed.success) throw validationError(issuesFromZod(parsed.error));
-  const images: ResolvedImages = {};
-  for (const slot of IMAGE_SLOTS) {
-    const value = parsed.data[slot];
-    if (value !== undefined) images[slot] = await resolveImage(slot, value);
+  try {
+    const parsed = CreateJobRequest.safeParse(body);
+    if (!parsed.success) throw validationError(issuesFromZod(parsed.error));
+    const images: ResolvedImages = {};
+    for (const slot of IMAGE_SLOTS) {
+      const value = parsed.data[slot];
+      if (value !== undefined) images[slot] = resolveImage(slot, value);
+    }
+    return { request: parsed.data, images, fields: body };
+  } catch (error) {
+    // Leave nothing behind: spooled uploads of a refused request are deleted now.
+    await Promise.all(Object.values(body).map((value) => value instanceof UploadedImage ? value.body.dispose() : undefined));
+    throw error;
   }
-  return { request: parsed.data, images, fields: body };
 }

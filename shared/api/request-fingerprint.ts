@@ -28,7 +28,7 @@ export function requestFingerprint(request: CreateJobRequest, images: ResolvedIm
       ? { url: image.url }
       : image.kind === "job"
       ? { job: image.jobId }
-      : { sha256: createHash("sha256").update(image.bytes).digest("hex") };
+      : { sha256: image.body.sha256() };
   }
   return createHash("sha256").update(canonical(fields)).digest("hex");
 }

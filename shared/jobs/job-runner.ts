@@ -14,6 +14,7 @@ import type { Metrics } from "../metrics/metrics.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import type { JobStore } from "../store/job-store.ts";
 import { sniffImage } from "../images/sniff-image.ts";
+import type { ImageBody } from "../images/image-body.ts";
 import type { JobPatch, JobRow, JobStatus } from "./job-row.ts";
 import { ACCOUNT_MAX_ACTIVE_TASKS, MODEL_SPECS } from "./models.ts";
 import { buildSubmitBody } from "./submit-body.ts";
@@ -34,7 +35,7 @@ export interface RunnerDeps {
   /** Counts transitions and stored images when given. */
   metrics?: Metrics;
   /** Adds webhook_url/webhook_secret to a submission when webhooks are configured. */
-  webhookFor?: (job: JobRow) => { url: string; secret: string } | undefined;
+  webhookFor?: (job: Pick<JobRow, "id">) => { url: string; secret: string } | undefined;
   now?: () => number;
 }
 
@@ -59,12 +60,12 @@ const pollDelay = (deps: RunnerDeps, job: JobRow) =>
 export async function advanceJob(
   deps: RunnerDeps,
   job: JobRow,
-  /** Input bytes still in memory from the create request (saves reading them back). */
-  inMemory?: ReadonlyMap<string, Uint8Array>,
+  /** Inputs still held by the create request, by storage path (saves reading them back). */
+  uploaded?: ReadonlyMap<string, ImageBody>,
 ): Promise<JobRow> {
   switch (job.status) {
     case "queued":
-      return await submitJob(deps, job, inMemory);
+      return await submitJob(deps, job, uploaded);
     case "submitting":
       // Only reachable when a worker died mid-submit (its lease expired): see crash policy below.
       return await failInterruptedSubmit(deps, job);
@@ -83,18 +84,21 @@ async function transition(deps: RunnerDeps, job: JobRow, from: JobStatus[], patc
     deps.log.warn("job.transition_skipped", { job_id: job.id, from: job.status, to: patch.status });
     return (await deps.store.get(job.id)) ?? job;
   }
-  if (updated.status !== job.status) {
-    deps.log.info("job.transition", {
-      job_id: job.id,
-      model: job.model,
-      from: job.status,
-      to: updated.status,
-      provider_status: updated.provider_status,
-      error_code: updated.error_code,
-    });
-    deps.metrics?.increment("image_jobs_transitions_total", "Job status changes", { model: job.model, to: updated.status });
-  }
+  if (updated.status !== job.status) recordTransition(deps, job.status, updated);
   return updated;
+}
+
+/** The one log event and metric of every status change. */
+export function recordTransition(deps: RunnerDeps, from: JobStatus, job: JobRow): void {
+  deps.log.info("job.transition", {
+    job_id: job.id,
+    model: job.model,
+    from,
+    to: job.status,
+    provider_status: job.provider_status,
+    error_code: job.error_code,
+  });
+  deps.metrics?.increment("image_jobs_transitions_total", "Job status changes", { model: job.model, to: job.status });
 }
 
 function finish(deps: RunnerDeps, status: "failed" | "moderated", code: string, message: string, details?: unknown): JobPatch {
@@ -115,7 +119,7 @@ async function hasFreeSlot(deps: RunnerDeps, job: JobRow): Promise<boolean> {
   return total <= ACCOUNT_MAX_ACTIVE_TASKS && (counts[job.model] ?? 0) <= MODEL_SPECS[job.model].maxActiveTasks;
 }
 
-async function submitJob(deps: RunnerDeps, job: JobRow, inMemory?: ReadonlyMap<string, Uint8Array>): Promise<JobRow> {
+async function submitJob(deps: RunnerDeps, job: JobRow, uploaded?: ReadonlyMap<string, ImageBody>): Promise<JobRow> {
   const now = deps.now?.() ?? Date.now();
   if (!deps.bfl) {
     return await transition(deps, job, ["queued"], { next_check_at: at(now + 30_000) });
@@ -134,14 +138,27 @@ async function submitJob(deps: RunnerDeps, job: JobRow, inMemory?: ReadonlyMap<s
     lease_until: at(now + deps.leaseSeconds * 1000),
   });
   if (submitting.status !== "submitting" || submitting.lease_owner !== job.lease_owner) return submitting;
+  return await sendSubmission(deps, submitting, webhook, uploaded);
+}
 
+/**
+ * Sends a job that is already `submitting` and leased by the caller to BFL, and records BFL's
+ * answer. The create request enters here directly when image_jobs_create claimed its new job.
+ */
+export async function sendSubmission(
+  deps: RunnerDeps,
+  submitting: JobRow,
+  webhook: { url: string; secret: string } | undefined,
+  uploaded?: ReadonlyMap<string, ImageBody>,
+): Promise<JobRow> {
+  if (!deps.bfl) throw new Error("Cannot submit a job: no BFL client is configured");
   let body: BodyInit;
   try {
-    body = await buildSubmitBody(job, deps.storage, webhook, inMemory);
+    body = await buildSubmitBody(submitting, deps.storage, webhook, uploaded);
   } catch (error) {
     return await transition(deps, submitting, ["submitting"], finish(deps, "failed", "input_unavailable", (error as Error).message));
   }
-  const outcome = await deps.bfl.submit(job.model, body);
+  const outcome = await deps.bfl.submit(submitting.model, body);
   const after = deps.now?.() ?? Date.now();
   switch (outcome.kind) {
     case "accepted":

@@ -6,15 +6,16 @@
  */
 import type { CreateJobRequest } from "../api/job-schemas.ts";
 import { ApiError } from "../http/api-error.ts";
+import type { ImageBody } from "../images/image-body.ts";
 import type { ImageFormat } from "../images/sniff-image.ts";
 import type { JobInput, JobRow } from "./job-row.ts";
 import { FINISHED_STATUSES, IN_FLIGHT_STATUSES } from "./job-row.ts";
-import { advanceJob, leaseToken, type RunnerDeps } from "./job-runner.ts";
-import { IMAGE_SLOTS, type ImageSlot, MODEL_SPECS } from "./models.ts";
+import { advanceJob, leaseToken, recordTransition, type RunnerDeps, sendSubmission } from "./job-runner.ts";
+import { ACCOUNT_MAX_ACTIVE_TASKS, IMAGE_SLOTS, type ImageSlot, MODEL_SPECS } from "./models.ts";
 
 /** An input image after validation: bytes we hold, or an https URL BFL will fetch. */
 export type ResolvedImage =
-  | { kind: "bytes"; bytes: Uint8Array; contentType: string; format: ImageFormat }
+  | { kind: "bytes"; body: ImageBody; contentType: string; format: ImageFormat }
   | { kind: "url"; url: string }
   /** An earlier job's stored output, already checked to be the caller's and succeeded. */
   | { kind: "job"; jobId: string; path: string; contentType: string; bytes: number };
@@ -122,7 +123,8 @@ export class JobService {
     const id = crypto.randomUUID();
     const inputs: JobInput[] = [];
     const written: string[] = [];
-    const inMemory = new Map<string, Uint8Array>();
+    // Fresh uploads are submitted from the request's own copy, not read back from storage.
+    const uploaded = new Map<string, ImageBody>();
     try {
       for (const slot of IMAGE_SLOTS) {
         const image = images[slot];
@@ -136,13 +138,18 @@ export class JobService {
           continue;
         }
         const path = `inputs/${userId}/${id}/${slot}.${image.format}`;
-        await storage.put(path, image.bytes, image.contentType);
         written.push(path);
-        inMemory.set(path, image.bytes);
-        inputs.push({ slot, kind: "upload", path, content_type: image.contentType, bytes: image.bytes.byteLength });
+        await storage.put(path, image.body.stream(), image.contentType);
+        uploaded.set(path, image.body);
+        inputs.push({ slot, kind: "upload", path, content_type: image.contentType, bytes: image.body.size });
       }
       await store.ensureUser?.(userId);
-      const job = await store.insert({
+      // Submit during the request only when nobody is waiting: otherwise a new job would take a
+      // freed slot ahead of older queued ones. The sweeper submits those in fair order. The
+      // check, the slot and the claim are one statement with the insert (image_jobs_create).
+      const inline = options.submitInline !== false && this.deps.bfl !== undefined;
+      const webhook = inline ? this.deps.webhookFor?.({ id }) : undefined;
+      const job = await store.create({
         id,
         user_id: userId,
         model: request.model,
@@ -152,16 +159,23 @@ export class JobService {
         parent_job_id: options.parentJobId ?? (images.input_image?.kind === "job" ? images.input_image.jobId : null),
         idempotency_key: options.idempotencyKey ?? null,
         request_hash: options.requestHash ?? null,
-      });
+      }, inline
+        ? {
+          owner: leaseToken(this.deps.workerId),
+          leaseSeconds: this.deps.leaseSeconds,
+          accountMaxActive: ACCOUNT_MAX_ACTIVE_TASKS,
+          modelMaxActive: MODEL_SPECS[request.model].maxActiveTasks,
+          webhookSecret: webhook?.secret ?? null,
+        }
+        : undefined);
       this.deps.log.info("job.created", { job_id: id, model: job.model, user_id: userId, inputs: inputs.length });
-      // Submit during the request only when nobody is waiting: otherwise a new job would take a
-      // freed slot ahead of older queued ones. The sweeper submits those in fair order.
-      if (options.submitInline === false) return job;
+      if (job.status !== "submitting") return job;
+      recordTransition(this.deps, "queued", job);
       try {
-        if ((await store.queueDepth()) > 1) return job;
-        return await this.advance(job, false, inMemory);
+        return await sendSubmission(this.deps, job, webhook, uploaded);
       } catch (error) {
-        // The job exists and keeps its inputs; the sweeper takes it from here.
+        // The job exists and keeps its inputs. It is `submitting`: if BFL's answer is lost the
+        // crash policy applies (failed as submit_interrupted once the lease expires, never resent).
         this.deps.log.error("job.inline_submit_failed", { job_id: id, error: (error as Error).message });
         return job;
       }
@@ -173,10 +187,10 @@ export class JobService {
   }
 
   /** Claims the job and moves it one step; returns it unchanged if someone else holds it. */
-  async advance(job: JobRow, onlyIfDue = true, inMemory?: ReadonlyMap<string, Uint8Array>): Promise<JobRow> {
+  async advance(job: JobRow, onlyIfDue = true, uploaded?: ReadonlyMap<string, ImageBody>): Promise<JobRow> {
     const claimed = await this.deps.store.claim(job.id, leaseToken(this.deps.workerId), this.deps.leaseSeconds, onlyIfDue);
     if (!claimed) return job;
-    return await advanceJob(this.deps, claimed, inMemory);
+    return await advanceJob(this.deps, claimed, uploaded);
   }
 
   /** Finished jobs never change again, so reads of them can skip the database. */

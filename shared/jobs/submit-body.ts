@@ -2,21 +2,27 @@
  * Builds the JSON body BFL receives for a job: the stored parameters plus each input image, read
  * back from storage and base64-encoded (or the caller's URL, which BFL fetches itself).
  *
- * The body is assembled as a Blob of parts so a 20 MB image is not copied into one more giant
- * string: base64 never needs JSON escaping, so it can be spliced between quotes as is.
+ * The body is a Blob of parts, so it has a known length (no chunked upload) while a 20 MB image
+ * is never one giant string: the image is read as a stream and encoded 3 MiB at a time, each
+ * piece moved into the Blob at once. Base64 never needs JSON escaping, so it is spliced between
+ * quotes as is.
  *
  * @module
  */
 import { encodeBase64 } from "../images/base64.ts";
+import { type ImageBody, imageBodyFromBytes } from "../images/image-body.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import type { JobRow } from "./job-row.ts";
+
+/** Bytes encoded per piece: a multiple of 3, so the pieces' base64 concatenates without padding. */
+const PIECE_BYTES = 3 * 1024 * 1024;
 
 export async function buildSubmitBody(
   job: JobRow,
   storage: ImageStorage,
   webhook?: { url: string; secret: string },
-  /** Bytes already in memory by storage path (a fresh upload), so they are not read back. */
-  inMemory?: ReadonlyMap<string, Uint8Array>,
+  /** Inputs the create request still holds, by storage path (a fresh upload): not read back. */
+  uploaded?: ReadonlyMap<string, ImageBody>,
 ): Promise<Blob> {
   const scalars: Record<string, unknown> = { ...job.params };
   if (webhook) {
@@ -30,10 +36,35 @@ export async function buildSubmitBody(
       continue;
     }
     // Uploads and earlier jobs' outputs both live in storage.
-    const bytes = inMemory?.get(input.path) ?? (await storage.get(input.path))?.bytes;
-    if (!bytes) throw new Error(`Cannot submit job ${job.id}: its ${input.slot} is missing from storage`);
-    parts.push(`,${JSON.stringify(input.slot)}:"`, encodeBase64(bytes), `"`);
+    let body = uploaded?.get(input.path);
+    if (!body) {
+      const stored = await storage.get(input.path);
+      if (!stored) throw new Error(`Cannot submit job ${job.id}: its ${input.slot} is missing from storage`);
+      body = imageBodyFromBytes(stored.bytes);
+    }
+    parts.push(`,${JSON.stringify(input.slot)}:"`, await base64Blob(body), `"`);
   }
   parts.push("}");
   return new Blob(parts, { type: "application/json" });
+}
+
+/** The image's base64 as a Blob, encoded piece by piece from its stream. */
+async function base64Blob(body: ImageBody): Promise<Blob> {
+  const pieces: Blob[] = [];
+  const piece = new Uint8Array(PIECE_BYTES);
+  let filled = 0;
+  for await (const chunk of body.stream()) {
+    for (let offset = 0; offset < chunk.byteLength;) {
+      const take = Math.min(PIECE_BYTES - filled, chunk.byteLength - offset);
+      piece.set(chunk.subarray(offset, offset + take), filled);
+      filled += take;
+      offset += take;
+      if (filled === PIECE_BYTES) {
+        pieces.push(new Blob([encodeBase64(piece)]));
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) pieces.push(new Blob([encodeBase64(piece.subarray(0, filled))]));
+  return new Blob(pieces);
 }

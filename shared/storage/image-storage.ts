@@ -10,8 +10,11 @@ export interface StoredObject {
 }
 
 export interface ImageStorage {
-  /** Writes (or overwrites) an object; the same path twice is idempotent. */
-  put(path: string, bytes: Uint8Array, contentType: string): Promise<void>;
+  /**
+   * Writes (or overwrites) an object; the same path twice is idempotent. A stream is consumed
+   * as it is written where the backend allows it (a 20 MB upload is never held whole).
+   */
+  put(path: string, data: Uint8Array | ReadableStream<Uint8Array>, contentType: string): Promise<void>;
   get(path: string): Promise<StoredObject | null>;
   remove(paths: string[]): Promise<void>;
   /**

@@ -27,12 +27,17 @@ export class LocalImageStorage implements ImageStorage {
     return `${this.root}/${path}`;
   }
 
-  async put(path: string, bytes: Uint8Array, _contentType: string): Promise<void> {
+  async put(path: string, data: Uint8Array | ReadableStream<Uint8Array>, _contentType: string): Promise<void> {
     const file = this.#file(path);
     await Deno.mkdir(file.slice(0, file.lastIndexOf("/")), { recursive: true });
     const temp = `${file}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeFile(temp, bytes);
-    await Deno.rename(temp, file);
+    try {
+      await Deno.writeFile(temp, data);
+      await Deno.rename(temp, file);
+    } catch (error) {
+      await Deno.remove(temp).catch(() => {});
+      throw error;
+    }
   }
 
   async get(path: string): Promise<StoredObject | null> {

@@ -20,8 +20,24 @@ export interface UserUsage {
   oldestInDay: Date | null;
 }
 
+/** Asks `create` to claim the new job for an immediate submit when that is fair and a slot is free. */
+export interface SubmitClaim {
+  owner: string;
+  leaseSeconds: number;
+  accountMaxActive: number;
+  modelMaxActive: number;
+  /** Stored with the job when it is claimed (its BFL webhook's secret). */
+  webhookSecret: string | null;
+}
+
 export interface JobStore {
   insert(job: NewJob): Promise<JobRow>;
+  /**
+   * Inserts a job in one statement; with `claim`, atomically inserts it as `submitting` and
+   * leased to `claim.owner` when no queued job waits ahead of it and a provider slot is free
+   * (image_jobs_create in the migrations), else as `queued`.
+   */
+  create(job: NewJob, claim?: SubmitClaim): Promise<JobRow>;
   /** Deletes a job row; only for undoing a creation that failed half-way. */
   remove(id: string): Promise<void>;
   /** A job by id, scoped to its owner when userId is given (another user's job → null). */

@@ -5,7 +5,7 @@
  * @module
  */
 import type { JobPatch, JobRow, JobStatus, NewJob } from "../jobs/job-row.ts";
-import type { JobStore, ListOptions, UserUsage } from "./job-store.ts";
+import type { JobStore, ListOptions, SubmitClaim, UserUsage } from "./job-store.ts";
 import type { SqlClient } from "./sql-client.ts";
 
 // JSON goes in as text (`$n::text::jsonb`): postgres.js would JSON-encode a string it knows is
@@ -54,6 +54,17 @@ export class SqlJobStore implements JobStore {
       [
         job.id, job.user_id, job.model, JSON.stringify(job.params), JSON.stringify(job.inputs),
         job.parent_job_id ?? null, job.idempotency_key ?? null, job.request_hash ?? null,
+      ],
+    );
+    return toJobRow(rows[0]);
+  }
+
+  async create(job: NewJob, claim?: SubmitClaim): Promise<JobRow> {
+    const rows = await this.db.query(
+      "select * from public.image_jobs_create($1::text::jsonb, $2, $3, $4, $5, $6)",
+      [
+        JSON.stringify(job), claim?.owner ?? null, claim?.leaseSeconds ?? 60, claim?.accountMaxActive ?? 24,
+        claim?.modelMaxActive ?? 24, claim?.webhookSecret ?? null,
       ],
     );
     return toJobRow(rows[0]);

@@ -14,7 +14,10 @@ export const DEFAULT_BUCKET = "images";
 export class SupabaseImageStorage implements ImageStorage {
   constructor(private readonly client: SupabaseClient, private readonly bucket = DEFAULT_BUCKET) {}
 
-  async put(path: string, bytes: Uint8Array, contentType: string): Promise<void> {
+  async put(path: string, data: Uint8Array | ReadableStream<Uint8Array>, contentType: string): Promise<void> {
+    // A Blob would make supabase-js send multipart and a stream a chunked upload; the plain
+    // bytes keep the upload a single request with a Content-Length.
+    const bytes = data instanceof Uint8Array ? data : new Uint8Array(await new Response(data).arrayBuffer());
     const { error } = await this.client.storage.from(this.bucket).upload(path, bytes, { contentType, upsert: true });
     if (error) throw new Error(`Cannot store ${path}: ${error.message}`);
   }

@@ -6,7 +6,7 @@
  */
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type { JobPatch, JobRow, JobStatus, NewJob } from "../jobs/job-row.ts";
-import type { JobStore, ListOptions, UserUsage } from "../store/job-store.ts";
+import type { JobStore, ListOptions, SubmitClaim, UserUsage } from "../store/job-store.ts";
 import { toJobRow, toUsage } from "../store/sql-job-store.ts";
 
 const TABLE = "image_jobs";
@@ -28,6 +28,18 @@ export class SupabaseJobStore implements JobStore {
     const { data, error } = await this.client.from(TABLE).insert(job).select().single();
     if (error) fail("insert the job", error);
     return toJobRow(data);
+  }
+
+  async create(job: NewJob, claim?: SubmitClaim): Promise<JobRow> {
+    const [row] = await this.#rpc("image_jobs_create", {
+      p_job: job,
+      p_owner: claim?.owner ?? null,
+      p_lease_seconds: claim?.leaseSeconds ?? 60,
+      p_account_max_active: claim?.accountMaxActive ?? 24,
+      p_model_max_active: claim?.modelMaxActive ?? 24,
+      p_webhook_secret: claim?.webhookSecret ?? null,
+    });
+    return row;
   }
 
   async remove(id: string): Promise<void> {
