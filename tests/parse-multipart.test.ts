@@ -159,3 +159,24 @@ Deno.test("multipartBoundary() reads plain and quoted boundaries", () => {
   assert.equal(multipartBoundary("multipart/form-data"), null);
   assert.equal(multipartBoundary(`multipart/form-data; boundary=${"x".repeat(71)}`), null);
 });
+
+Deno.test("parseMultipart() reports a body that breaks off as an interrupted upload, and passes a body limit's error on", async () => {
+  const broken = (error: unknown) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(enc('--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nxyz'));
+      },
+      pull(controller) {
+        controller.error(error);
+      },
+    });
+  const sink = () => ({ write() {}, close() {} });
+  await assert.rejects(parseMultipart(broken(new TypeError("connection reset")), "b", sink), (error) => {
+    assert.ok(error instanceof ApiError);
+    assert.equal(error.status, 400);
+    assert.match(error.message, /the upload was interrupted/);
+    return true;
+  });
+  const limit = new ApiError(413, "payload_too_large", "Too large");
+  await assert.rejects(parseMultipart(broken(limit), "b", sink), (error) => error === limit);
+});

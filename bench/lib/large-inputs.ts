@@ -122,7 +122,7 @@ interface MemoryStep {
 }
 
 /** bench/lib/upload-memory.ts in its own process: the 20 MB path's memory, step by step. */
-async function replayMemory(ctx: BenchContext, mode: "service" | "lean"): Promise<MemoryStep[]> {
+async function replayMemory(ctx: BenchContext): Promise<MemoryStep[]> {
   const child = new Child("upload-memory", [
     "run",
     "--config",
@@ -130,7 +130,7 @@ async function replayMemory(ctx: BenchContext, mode: "service" | "lean"): Promis
     "--v8-flags=--expose-gc",
     "--allow-all",
     `${ROOT}/bench/lib/upload-memory.ts`,
-  ], { env: childEnv({ SIM_URL: ctx.sim.apiUrl, SIM_KEY: ctx.sim.key, MODE: mode }) });
+  ], { env: childEnv({ SIM_URL: ctx.sim.apiUrl, SIM_KEY: ctx.sim.key }) });
   const status = await child.status;
   await child.stop();
   const line = child.lines.find((l) => l.startsWith("MEMORY_JSON "));
@@ -284,35 +284,23 @@ export async function largeInputs(ctx: BenchContext): Promise<Section> {
   });
 
   ctx.log("2. memory, step by step");
-  const titles = {
-    service:
-      "Where the peak comes from: the service's steps replayed in one process (bench/lib/upload-memory.ts), references kept as the service keeps them, no GC forced between steps",
-    lean:
-      "What-if, not the service's code (MODE=lean): the same upload streamed to the file, no read-back, base64 in 3 MiB chunks each appended to the Blob at once (Blobs of Blobs share their parts)",
-  };
-  for (const mode of ["service", "lean"] as const) {
-    try {
-      const steps = await replayMemory(ctx, mode);
-      ctx.sim.reset();
-      let previous = 0;
-      section.tables.push({
-        title: titles[mode],
-        header: ["Step", "RSS added by the step", "Peak so far above the start", "× image"],
-        rows: steps.map((step) => {
-          const added = step.rssAboveStart - previous;
-          previous = step.rssAboveStart;
-          return [
-            step.step,
-            mib(added),
-            mib(step.peakAboveStart),
-            ratio(step.peakAboveStart / IMAGE_BYTES),
-          ];
-        }),
-      });
-      section.raw[`memorySteps_${mode}`] = steps;
-    } catch (error) {
-      section.notes.push(`Memory replay (${mode}) failed: ${(error as Error).message}`);
-    }
+  try {
+    const steps = await replayMemory(ctx);
+    ctx.sim.reset();
+    let previous = 0;
+    section.tables.push({
+      title:
+        "Where the peak comes from: the service's steps replayed in one process (bench/lib/upload-memory.ts), references kept as the service keeps them, no GC forced between steps",
+      header: ["Step", "RSS added by the step", "Peak so far above the start", "× image"],
+      rows: steps.map((step) => {
+        const added = step.rssAboveStart - previous;
+        previous = step.rssAboveStart;
+        return [step.step, mib(added), mib(step.peakAboveStart), ratio(step.peakAboveStart / IMAGE_BYTES)];
+      }),
+    });
+    section.raw.memorySteps = steps;
+  } catch (error) {
+    section.notes.push(`Memory replay failed: ${(error as Error).message}`);
   }
 
   ctx.log("2. base64 codecs");

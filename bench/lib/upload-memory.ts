@@ -4,18 +4,18 @@
  * through /proc/self/clear_refs after a full GC) read after each step — so the peak of figure 2
  * can be pinned on the steps of shared/ that cause it. Prints one JSON line.
  *
- *   SIM_URL=... SIM_KEY=... [MODE=lean] deno run --v8-flags=--expose-gc -A bench/lib/upload-memory.ts
+ *   SIM_URL=... SIM_KEY=... deno run --v8-flags=--expose-gc -A bench/lib/upload-memory.ts
  *
- * MODE=lean replays a what-if instead (not the service's code): the upload streamed to the file,
- * no read-back, base64 encoded in 3 MiB chunks straight into the Blob's parts.
- *
- * The steps are the ones of shared/api/read-create-request.ts (formData, file.arrayBuffer),
- * shared/jobs/job-service.ts (storage.put), shared/jobs/submit-body.ts (storage.get,
- * encodeBase64, the Blob) and shared/bfl/bfl-client.ts (fetch with the Blob as body).
+ * The steps call the service's own functions: readCreateRequest (shared/api/read-create-request.ts:
+ * streaming multipart parse, spool file), storage.put (shared/jobs/job-service.ts),
+ * buildSubmitBody (shared/jobs/submit-body.ts) and a fetch with the Blob as body
+ * (shared/bfl/bfl-client.ts).
  *
  * @module
  */
-import { encodeBase64 } from "../../shared/images/base64.ts";
+import { disposeImages, readCreateRequest } from "../../shared/api/read-create-request.ts";
+import type { JobRow } from "../../shared/jobs/job-row.ts";
+import { buildSubmitBody } from "../../shared/jobs/submit-body.ts";
 import { LocalImageStorage } from "../../shared/storage/local-image-storage.ts";
 import { UrlSigner } from "../../shared/storage/url-signer.ts";
 import { makeLargePng } from "../../tests/support/test-images.ts";
@@ -49,11 +49,22 @@ async function mark(step: string) {
   steps.push({ step, peakAboveStart: now.hwm - base, rssAboveStart: now.rss - base });
 }
 
+let offset = 0;
 // The request as the server receives it (its body bytes arrive from the socket).
 const request = new Request("http://127.0.0.1/images/jobs", {
   method: "POST",
   headers: { "content-type": contentType },
-  body: multipartBytes,
+  // As from a socket: the body arrives in 64 KiB reads (views here: nothing is copied).
+  body: new ReadableStream<Uint8Array>({
+    start() {
+      offset = 0;
+    },
+    pull(controller) {
+      if (offset >= multipartBytes.byteLength) return controller.close();
+      controller.enqueue(multipartBytes.subarray(offset, offset + 64 * 1024));
+      offset += 64 * 1024;
+    },
+  }),
 });
 const simUrl = Deno.env.get("SIM_URL");
 const submit = async (blob: Blob) => {
@@ -66,54 +77,24 @@ const submit = async (blob: Blob) => {
   await response.arrayBuffer();
   await mark("fetch(submit, { body: blob }) (bfl-client.ts)");
 };
-const kept: unknown[] = [request];
-const head = '{"prompt":"bench","output_format":"jpeg","safety_tolerance":2,"input_image":"';
-
-if (Deno.env.get("MODE") === "lean") {
-  // What-if, not the service's code: the same work without the copies.
-  const received = await request.formData();
-  await mark("request.formData() (as the service)");
-  const file = received.get("input_image") as File;
-  const out = await Deno.open(`${dir}/input.png`, { write: true, create: true });
-  await file.stream().pipeTo(out.writable);
-  await mark("file.stream() piped to the storage file (no arrayBuffer copy, no read-back)");
-  // Each chunk's string becomes a small Blob at once; Blobs of Blobs share their parts.
-  let blob = new Blob([head]);
-  const input = await Deno.open(`${dir}/input.png`, { read: true });
-  const chunk = new Uint8Array(3 * 1024 * 1024); // a multiple of 3: chunk encodings concatenate
-  while (true) {
-    let filled = 0;
-    while (filled < chunk.length) {
-      const n = await input.read(chunk.subarray(filled));
-      if (n === null) break;
-      filled += n;
-    }
-    if (filled === 0) break;
-    blob = new Blob([blob, encodeBase64(chunk.subarray(0, filled))]);
-    if (filled < chunk.length) break;
-  }
-  input.close();
-  blob = new Blob([blob, '"}'], { type: "application/json" });
-  await mark("base64 in 3 MiB chunks read from the file, each appended to the Blob at once");
-  await submit(blob);
-  kept.push(received, file, blob);
-} else {
-  const received = await request.formData();
-  await mark("request.formData() (read-create-request.ts readBody)");
-  const file = received.get("input_image") as File;
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  await mark("file.arrayBuffer() copy (read-create-request.ts resolveImage)");
-  await storage.put("inputs/u/j/input_image.png", bytes, "image/png");
-  await mark("storage.put (job-service.ts create → local file)");
-  const stored = await storage.get("inputs/u/j/input_image.png");
-  await mark("storage.get, the file read back (submit-body.ts buildSubmitBody)");
-  const base64 = encodeBase64(stored!.bytes);
-  await mark("encodeBase64 → a 26.7 MB string (node:buffer)");
-  const blob = new Blob([head, base64, '"}'], { type: "application/json" });
-  await mark("new Blob(parts) (submit-body.ts)");
-  await submit(blob);
-  // Keep everything reachable until the end, as the service's request handler does.
-  kept.push(received, file, bytes, stored, base64, blob);
-}
+// The service's own functions, in the order a create request runs them.
+const read = await readCreateRequest(request);
+await mark("readCreateRequest: the multipart body parsed as a stream, the file spooled to a temp file");
+const input = read.images.input_image;
+if (input?.kind !== "bytes") throw new Error("the replay's upload was not read as bytes");
+const path = "inputs/u/j/input_image.png";
+await storage.put(path, input.body.stream(), input.contentType);
+await mark("storage.put from the spool's stream (job-service.ts create → local file)");
+const job = {
+  id: "j",
+  params: { prompt: "bench", output_format: "jpeg", safety_tolerance: 2 },
+  inputs: [{ slot: "input_image", kind: "upload", path, content_type: input.contentType, bytes: input.body.size }],
+} as unknown as JobRow;
+const blob = await buildSubmitBody(job, storage, undefined, new Map([[path, input.body]]));
+await mark("buildSubmitBody: base64 3 MiB at a time from the spool into a Blob (submit-body.ts)");
+await submit(blob);
+// Keep everything reachable until the end, as the service's request handler does.
+const kept: unknown[] = [request, read, blob];
+await disposeImages(read.images);
 await Deno.remove(dir, { recursive: true });
 console.log(`MEMORY_JSON ${JSON.stringify({ imageBytes: IMAGE_BYTES, steps, kept: kept.length })}`);

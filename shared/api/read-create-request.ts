@@ -97,8 +97,7 @@ async function readMultipartBody(request: Request, contentType: string): Promise
     });
   } catch (error) {
     await Promise.all(spools.map((spool) => spool.dispose()));
-    if (error instanceof ApiError) throw error;
-    throw new ApiError(400, "invalid_body", "Cannot read the multipart body: the upload was interrupted");
+    throw error;
   }
   return fields;
 }

@@ -101,7 +101,15 @@ export async function parseMultipart(
         state = "headers";
         progressed = true;
       }
-      const { value, done } = await reader.read();
+      let read: ReadableStreamReadResult<Uint8Array>;
+      try {
+        read = await reader.read();
+      } catch (error) {
+        // A body limit's 413 passes through; anything else is the client's upload breaking off.
+        if (error instanceof ApiError) throw error;
+        throw malformed("the upload was interrupted");
+      }
+      const { value, done } = read;
       if (done) throw malformed("it ends before the closing boundary");
       buffer = concat(buffer, value);
     }
