@@ -106,7 +106,10 @@ async function startOnce(entry: Entry, env: Record<string, string>): Promise<num
   }
 }
 
-async function breakdown(env: Record<string, string>): Promise<[string, number][]> {
+async function breakdown(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<[string, number][]> {
   await Deno.mkdir(env.DATA_DIR, { recursive: true });
   const child = new Child("cold breakdown", [
     "run",
@@ -114,6 +117,7 @@ async function breakdown(env: Record<string, string>): Promise<[string, number][
     CONFIG,
     "--allow-all",
     `${ROOT}/bench/lib/cold-breakdown.ts`,
+    ...args,
   ], {
     env: childEnv(env),
     cwd: env.DATA_DIR,
@@ -247,15 +251,29 @@ export async function coldStart(ctx: BenchContext): Promise<Section> {
 
     ctx.log("5. breakdown of the images function's start");
     const runs: [string, number][][] = [];
+    const storeRuns: [string, number][][] = [];
     for (let i = 0; i < (ctx.quick ? 1 : 3); i++) {
       runs.push(await breakdown(embeddedEnv("template")));
+      // buildServices()' two big parts, cold: in a fresh process of their own, on a fresh copy.
+      storeRuns.push(
+        await breakdown({ ...embeddedEnv("unused"), DATA_DIR: await freshCopy() }, [
+          "--store-only",
+        ]),
+      );
     }
     const measured = runs; // the template's creation above warmed the cache for this script
+    const stepRows = (rs: [string, number][][], prefix = "") =>
+      rs[0].map(([name], i) => [prefix + name, ms(median(rs.map((r) => r[i][1])))]);
     section.tables.push({
       title:
-        `Where the images function's start goes (embedded store, existing DATA_DIR; median of ${measured.length} runs of bench/lib/cold-breakdown.ts; imports are incremental)`,
+        `Where the images function's start goes (embedded store, existing DATA_DIR; median of ${measured.length} runs of bench/lib/cold-breakdown.ts; imports are incremental; the "…of which" rows come from separate fresh processes, bench/lib/cold-breakdown.ts --store-only)`,
       header: ["Step", "ms"],
-      rows: measured[0].map(([name], i) => [name, ms(median(measured.map((r) => r[i][1])))]),
+      rows: [
+        ...stepRows(measured),
+        ...stepRows(storeRuns, "…of which (fresh process) ").filter(([name]) =>
+          name.includes("openPglite") || name.includes("applyMigrations")
+        ),
+      ],
     });
     section.tables.push({
       title: "Every start (ms)",
@@ -264,7 +282,13 @@ export async function coldStart(ctx: BenchContext): Promise<Section> {
         [name, values],
       ) => [name, values.map((v) => v.toFixed(0)).join(", ")]),
     });
-    section.raw = { samples: Object.fromEntries(samples), firstStarts, unclean, breakdown: runs };
+    section.raw = {
+      samples: Object.fromEntries(samples),
+      firstStarts,
+      unclean,
+      breakdown: runs,
+      storeBreakdown: storeRuns,
+    };
   } finally {
     await Deno.remove(root, { recursive: true }).catch(() => {});
   }
