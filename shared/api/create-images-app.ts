@@ -8,6 +8,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ApiError } from "../http/api-error.ts";
 import { limitBody } from "../http/limit-body.ts";
+import { FINISHED_STATUSES } from "../jobs/job-row.ts";
 import { authenticate, type Authenticator, type AuthVariables } from "../http/authenticate.ts";
 import { errorBody } from "../http/error-handler.ts";
 import { useCommonHandlers } from "../http/use-common-handlers.ts";
@@ -15,6 +16,7 @@ import type { JobService } from "../jobs/job-service.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
+import { FinishedViewCache } from "./finished-view-cache.ts";
 import { disposeImages, issuesFromZod, readCreateRequest } from "./read-create-request.ts";
 import { JobIdParam, ListJobsQuery } from "./job-schemas.ts";
 import { SignedUrlCache, toJobView } from "./job-view.ts";
@@ -87,6 +89,7 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
   // Only browsers send Origin; apps and servers skip CORS work (measured: ~14 µs a request).
   app.use("*", (c, next) => (c.req.header("origin") ? corsMiddleware(c, next) : next()));
   const urlCache = new SignedUrlCache();
+  const finishedViews = new FinishedViewCache();
   const viewOptions = (c: Context) => ({
     storage: options.storage,
     apiBaseUrl: apiBaseUrl(c, options.publicBaseUrl),
@@ -201,7 +204,10 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
     const job = await options.jobs.get(params.data.id, c.get("userId"));
     // Another user's job is indistinguishable from a missing one.
     if (!job) throw new ApiError(404, "job_not_found", `No job ${params.data.id}`);
-    return c.json(await toJobView(job, viewOptions(c)));
+    const view = viewOptions(c);
+    if (!FINISHED_STATUSES.includes(job.status)) return c.json(await toJobView(job, view));
+    const body = await finishedViews.get(`${view.apiBaseUrl} ${job.id}`, () => toJobView(job, view));
+    return c.body(body, 200, { "content-type": "application/json" });
   });
 
   return app;

@@ -21,7 +21,7 @@ export function requestLogging(options: { log: Logger }): MiddlewareHandler {
       c.res.headers.set("x-request-id", requestId);
       options.log.info("http.request", {
         method: c.req.method,
-        path: new URL(c.req.url).pathname,
+        path: c.req.path,
         status: c.res.status,
         ms: Math.round((performance.now() - started) * 10) / 10,
       });

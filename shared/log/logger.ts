@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { createBatchedStdout } from "./batched-stdout.ts";
 import { requestContext } from "./request-context.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -43,9 +44,18 @@ export interface LoggerOptions {
 
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
+let processWrite: ((line: string, level: LogLevel) => void) | undefined;
+
+/** The console on the Edge Runtime (what Supabase collects), batched stdout elsewhere; one per process. */
+function defaultWrite(): (line: string, level: LogLevel) => void {
+  if ("EdgeRuntime" in globalThis) {
+    return (line, level) => (level === "error" || level === "warn" ? console.error(line) : console.log(line));
+  }
+  return (processWrite ??= createBatchedStdout());
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const write = options.write ??
-    ((line: string, level: LogLevel) => (level === "error" || level === "warn" ? console.error(line) : console.log(line)));
+  const write = options.write ?? defaultWrite();
   const min = ORDER[options.minLevel ?? "info"];
   const base = options.fields ?? {};
   const log = (level: LogLevel, event: string, fields: LogFields = {}) => {

@@ -1,0 +1,45 @@
+// The batched log sink: info lines leave in one write per event-loop turn, a warning or error
+// first flushes what is pending (so the order holds), and big bursts flush by size.
+import assert from "node:assert/strict";
+import { createBatchedStdout, type SyncWriter } from "../shared/log/batched-stdout.ts";
+
+function recorder(name: string, log: string[]): SyncWriter & { writes: number } {
+  const decoder = new TextDecoder();
+  const writer = {
+    writes: 0,
+    writeSync(bytes: Uint8Array) {
+      writer.writes++;
+      // Accept at most 1000 bytes at a time, as a pipe may: the sink must loop.
+      const taken = bytes.subarray(0, 1000);
+      log.push(`${name}:${decoder.decode(taken)}`);
+      return taken.byteLength;
+    },
+  };
+  return writer;
+}
+
+const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("batched stdout: one write per turn, errors flush first, nothing lost or reordered", async () => {
+  const log: string[] = [];
+  const out = recorder("out", log);
+  const err = recorder("err", log);
+  const write = createBatchedStdout(out, err);
+  write("a", "info");
+  write("b", "info");
+  assert.equal(out.writes, 0, "info lines wait for the end of the turn");
+  await turn();
+  assert.deepEqual(log, ["out:a\nb\n"]);
+  write("c", "info");
+  write("boom", "error");
+  assert.deepEqual(log.slice(1), ["out:c\n", "err:boom\n"], "the pending line goes out before the error");
+  await turn();
+  assert.equal(log.length, 3, "nothing left to flush");
+
+  const long = "x".repeat(700);
+  for (let i = 0; i < 100; i++) write(long, "info"); // 70 KB: past the 64 KiB threshold
+  assert.ok(out.writes > 2, "a big burst is written before the turn ends");
+  await turn();
+  const written = log.filter((line) => line.startsWith("out:")).map((line) => line.slice(4)).join("");
+  assert.equal(written, `a\nb\nc\n${`${long}\n`.repeat(100)}`);
+});
