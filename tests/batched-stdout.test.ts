@@ -23,8 +23,7 @@ const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
 Deno.test("batched stdout: one write per turn, errors flush first, nothing lost or reordered", async () => {
   const log: string[] = [];
   const out = recorder("out", log);
-  const err = recorder("err", log);
-  const write = createBatchedStdout(out, err);
+  const write = createBatchedStdout(out, (line) => log.push(`err:${line}\n`));
   write("a", "info");
   write("b", "info");
   assert.equal(out.writes, 0, "info lines wait for the end of the turn");
