@@ -47,3 +47,15 @@ Deno.test("logger adds the request id of the request being handled, and honours 
   log.warn("outside");
   assert.deepEqual(lines.map((l) => [l.event, l.request_id]), [["inside", "req-1"], ["outside", undefined]]);
 });
+
+Deno.test("logger redacts flat lines too (the fast path without a replacer)", () => {
+  const { log, lines } = capture();
+  log.info("flat", { api_key: "k-123", url: "https://user:pw@example.com/x", note: "b".repeat(600), ok: "fine" });
+  log.info("clean", { method: "GET", status: 200 });
+  assert.equal(lines[0].api_key, "[redacted]");
+  assert.equal(lines[0].url, "https://[redacted]@example.com/x");
+  assert.match(lines[0].note as string, /…\[600 chars\]$/);
+  assert.equal(lines[0].ok, "fine");
+  assert.deepEqual({ method: lines[1].method, status: lines[1].status }, { method: "GET", status: 200 });
+  assert.match(lines[1].time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+});
