@@ -10,59 +10,15 @@
  *
  * @module
  */
+import { ENTRIES, type Entry, SWEEPER_SECRET } from "./cold-start.ts";
 import { Child, childEnv, freePort } from "./procs.ts";
 import { median, sleep } from "./stats.ts";
 
 const [treeA, treeB] = [Deno.args[0], Deno.args[1]];
 const reps = Number(Deno.args[2] ?? 9);
-const SECRET = "ab-sweeper-secret";
-
-interface Entry {
-  name: string;
-  path: string;
-  request(origin: string): Request;
-  expect: number;
-  db: boolean;
-}
-const ENTRIES: Entry[] = [
-  {
-    name: "bare",
-    path: "bench/bare-hono.ts",
-    request: (o) => new Request(`${o}/`),
-    expect: 200,
-    db: false,
-  },
-  {
-    name: "images",
-    path: "functions/images/index.ts",
-    request: (o) => new Request(`${o}/images/health`),
-    expect: 200,
-    db: true,
-  },
-  {
-    name: "sweeper",
-    path: "functions/sweeper/index.ts",
-    request: (o) =>
-      new Request(`${o}/sweeper`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${SECRET}` },
-      }),
-    expect: 202,
-    db: true,
-  },
-  {
-    name: "bfl-webhook",
-    path: "functions/bfl-webhook/index.ts",
-    request: (o) =>
-      new Request(`${o}/bfl-webhook/jobs/${crypto.randomUUID()}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-webhook-secret": "x" },
-        body: "{}",
-      }),
-    expect: 200,
-    db: true,
-  },
-];
+const SECRET = SWEEPER_SECRET;
+/** Entries with a database to open (all but the bare app). */
+const usesDb = (entry: Entry) => !entry.path.startsWith("bench/");
 
 const root = await Deno.makeTempDir({ prefix: "cold-ab-" });
 const env = (dataDir: string) => ({
@@ -137,18 +93,18 @@ const samples = new Map<string, number[]>();
 const runs: [string, string, Entry][] = [];
 for (const entry of ENTRIES) {
   runs.push(["A", treeA, entry]);
-  if (entry.db) runs.push(["B", treeB, entry]);
+  if (usesDb(entry)) runs.push(["B", treeB, entry]);
 }
 for (let rep = -1; rep < reps; rep++) { // rep -1 warms the module caches
   for (const [label, tree, entry] of runs) {
-    const dir = entry.db ? await freshCopy() : `${root}/bare`;
+    const dir = usesDb(entry) ? await freshCopy() : `${root}/bare`;
     await Deno.mkdir(dir, { recursive: true });
     const t = await startOnce(tree, entry, dir);
     if (rep >= 0) {
-      const key = entry.db ? `${entry.name} ${label}` : entry.name;
+      const key = usesDb(entry) ? `${entry.name} ${label}` : entry.name;
       samples.set(key, [...(samples.get(key) ?? []), t]);
     }
-    if (entry.db) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (usesDb(entry)) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 const bare = median(samples.get("bare")!);

@@ -22,15 +22,16 @@ import { Child, childEnv, CONFIG, freePort, ROOT } from "./procs.ts";
 import { newSection, type Section, verdict } from "./report.ts";
 import { median, ms, ratio, sleep } from "./stats.ts";
 
-interface Entry {
+export interface Entry {
   name: string;
   path: string;
   request(origin: string): Request;
   expect: number;
 }
 
-const SWEEPER_SECRET = "bench-sweeper-secret";
-const ENTRIES: Entry[] = [
+export const SWEEPER_SECRET = "bench-sweeper-secret";
+/** The measured entry points, the bare app first, each with a first request that needs no BFL. */
+export const ENTRIES: Entry[] = [
   {
     name: "bare Hono app",
     path: "bench/bare-hono.ts",
