@@ -13,8 +13,8 @@ function viewExpiringIn(ms: number | null, tag: string): JobView {
   } as unknown as JobView;
 }
 
-Deno.test("FinishedViewCache reuses a body until half its image URL's lifetime is gone", async () => {
-  const cache = new FinishedViewCache();
+Deno.test("FinishedViewCache reuses a body only while its image URL has more than half its lifetime left", async () => {
+  const cache = new FinishedViewCache(1);
   let builds = 0;
   const build = () => Promise.resolve(viewExpiringIn(1000, `v${++builds}`));
   const first = await cache.get("k", build);
@@ -25,10 +25,14 @@ Deno.test("FinishedViewCache reuses a body until half its image URL's lifetime i
   const second = await cache.get("k", build);
   assert.equal(JSON.parse(second).id, "v2", "rebuilt with a fresh URL");
   assert.equal(JSON.parse(await cache.get("other", build)).id, "v3", "keys are separate");
+  // A URL already at half its lifetime (as SignedUrlCache may hand out) is not cached at all.
+  const halfGone = () => Promise.resolve(viewExpiringIn(500, `h${++builds}`));
+  const a = await cache.get("half", halfGone);
+  assert.notEqual(await cache.get("half", halfGone), a);
 });
 
 Deno.test("FinishedViewCache keeps a view without an image, and stays bounded", async () => {
-  const cache = new FinishedViewCache(2);
+  const cache = new FinishedViewCache(3600, 2);
   let builds = 0;
   const build = () => Promise.resolve(viewExpiringIn(null, `v${++builds}`));
   await cache.get("a", build);

@@ -4,6 +4,7 @@
  * decodes, size-checks and sniffs the images, and throws ApiError naming the field.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { CreateJobRequest, UploadedImage } from "../shared/api/job-schemas.ts";
 import { readCreateRequest } from "../shared/api/read-create-request.ts";
 import type { ResolvedImage } from "../shared/jobs/job-service.ts";
@@ -103,6 +104,19 @@ function jpegClaiming(width: number, height: number): Uint8Array {
     }
   }
   throw new Error("no SOF0 in the test JPEG");
+}
+
+/** A JPEG with `metadataBytes` of APP15 segments before its frame header (as big ICC/XMP blocks). */
+function withMetadata(jpeg: Uint8Array, metadataBytes: number): Uint8Array {
+  const segments: Uint8Array[] = [];
+  for (let left = metadataBytes; left > 0;) {
+    const payload = Math.min(left, 60_000);
+    const segment = new Uint8Array(4 + payload);
+    segment.set([0xff, 0xef, (payload + 2) >> 8, (payload + 2) & 0xff]);
+    segments.push(segment);
+    left -= payload;
+  }
+  return new Uint8Array(Buffer.concat([jpeg.subarray(0, 2), ...segments, jpeg.subarray(2)]));
 }
 
 // ------------------------------------------------------------------ the schema
@@ -479,6 +493,9 @@ const PIXEL_LIMIT: [string, () => Uint8Array, boolean][] = [
   ["a PNG claiming 4472x4472 (19.99 MP)", () => pngClaiming(4472, 4472), true],
   ["a JPEG claiming 6000x4000 (24 MP)", () => jpegClaiming(6000, 4000), false],
   ["a JPEG claiming 4000x5000 (exactly 20 MP)", () => jpegClaiming(4000, 5000), true],
+  // Its frame header lies past the first 256 KiB that are sniffed first: the check reads on.
+  ["a JPEG claiming 6000x4000 behind 400 KB of metadata", () => withMetadata(jpegClaiming(6000, 4000), 400_000), false],
+  ["a JPEG claiming 4000x5000 behind 400 KB of metadata", () => withMetadata(jpegClaiming(4000, 5000), 400_000), true],
 ];
 
 for (const [name, bytes, ok] of PIXEL_LIMIT) {

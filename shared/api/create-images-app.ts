@@ -91,7 +91,7 @@ export function createImagesApp(options: ImagesAppOptions): OpenAPIHono<Env> {
   // Only browsers send Origin; apps and servers skip CORS work (measured: ~14 µs a request).
   app.use("*", (c, next) => (c.req.header("origin") ? corsMiddleware(c, next) : next()));
   const urlCache = new SignedUrlCache();
-  const finishedViews = new FinishedViewCache();
+  const finishedViews = new FinishedViewCache(ttl);
   const viewOptions = (c: Context) => ({
     storage: options.storage,
     apiBaseUrl: apiBaseUrl(c, options.publicBaseUrl),

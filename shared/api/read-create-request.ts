@@ -53,7 +53,8 @@ function fromFormValue(field: string, value: string): unknown {
 /** Reads a multipart body part by part: files to spool files, text fields into strings. */
 async function readMultipartBody(request: Request, contentType: string): Promise<Record<string, unknown>> {
   const boundary = multipartBoundary(contentType);
-  if (!boundary || !request.body) throw new ApiError(400, "invalid_body", "Cannot read the multipart body: it has no boundary");
+  if (!boundary) throw new ApiError(400, "invalid_body", "Cannot read the multipart body: its Content-Type has no boundary");
+  if (!request.body) throw new ApiError(400, "invalid_body", "Cannot read the multipart body: it is empty");
   const fields: Record<string, unknown> = {};
   const spools: ImageSpool[] = [];
   try {
@@ -131,8 +132,12 @@ async function readBody(request: Request): Promise<Record<string, unknown>> {
   throw new ApiError(415, "unsupported_media_type", `Cannot read a ${type} body: send application/json or multipart/form-data`);
 }
 
-function checkImage(slot: ImageSlot, body: ImageBody): ResolvedImage {
-  const sniffed = sniffImage(body.head);
+async function checkImage(slot: ImageSlot, body: ImageBody): Promise<ResolvedImage> {
+  let sniffed = sniffImage(body.head);
+  if (sniffed && !(sniffed.width && sniffed.height) && body.size > body.head.byteLength) {
+    // Rare: the size lies past the head (a JPEG with large metadata). Read it all, only then.
+    sniffed = sniffImage(new Uint8Array(await new Response(body.stream()).arrayBuffer()));
+  }
   if (!sniffed) {
     throw ApiError.invalidField(slot, "Not a PNG, JPEG, WebP or GIF image (checked by its content)", 415, "unsupported_image_type");
   }
@@ -157,10 +162,10 @@ const tooLarge = (slot: ImageSlot, size?: number) =>
     "image_too_large",
   );
 
-function resolveImage(slot: ImageSlot, value: string | UploadedImage): ResolvedImage {
+async function resolveImage(slot: ImageSlot, value: string | UploadedImage): Promise<ResolvedImage> {
   if (value instanceof UploadedImage) {
     if (value.body.size === 0) throw ApiError.invalidField(slot, "The file is empty");
-    return checkImage(slot, value.body);
+    return await checkImage(slot, value.body);
   }
   if (/^https?:\/\//i.test(value)) {
     let url: URL;
@@ -178,7 +183,7 @@ function resolveImage(slot: ImageSlot, value: string | UploadedImage): ResolvedI
   if (decodedBase64Length(base64) > MAX_INPUT_IMAGE_BYTES) throw tooLarge(slot, decodedBase64Length(base64));
   const bytes = decodeBase64(base64);
   if (!bytes) throw ApiError.invalidField(slot, "Cannot decode: not valid base64 (nor an https URL)");
-  return checkImage(slot, imageBodyFromBytes(bytes));
+  return await checkImage(slot, imageBodyFromBytes(bytes));
 }
 
 /** Frees the images' bodies (deletes spooled uploads); call once a request is done with them. */
@@ -201,7 +206,7 @@ export async function readCreateRequest(request: Request): Promise<CreateRequest
     const images: ResolvedImages = {};
     for (const slot of IMAGE_SLOTS) {
       const value = parsed.data[slot];
-      if (value !== undefined) images[slot] = resolveImage(slot, value);
+      if (value !== undefined) images[slot] = await resolveImage(slot, value);
     }
     return { request: parsed.data, images, fields: body };
   } catch (error) {

@@ -40,7 +40,11 @@ export function createBatchedStdout(
     const text = pending.join("");
     pending = [];
     pendingChars = 0;
-    writeAll(out, text);
+    try {
+      writeAll(out, text);
+    } catch {
+      // stdout is gone (a closed pipe): losing log lines must not take the service down.
+    }
   };
   globalThis.addEventListener("unload", flush);
 
