@@ -34,6 +34,13 @@ const schedstat = () =>
   Deno.readTextFileSync(`/proc/${Deno.pid}/task/${Deno.pid}/schedstat`).split(" ");
 const cpuMs = () => Number(schedstat()[0]) / 1e6;
 const waitMs = () => Number(schedstat()[1]) / 1e6;
+
+/** Prints the marks, CPU and wait times as one PROBE_JSON line. */
+function printProbe(): void {
+  const prefixed = (prefix: string, values: Record<string, number>) =>
+    Object.fromEntries(Object.entries(values).map(([k, v]) => [`${prefix}:${k}`, v]));
+  console.log(`PROBE_JSON ${JSON.stringify({ ...marks, ...prefixed("cpu", cpu), ...prefixed("wait", wait) })}`);
+}
 const wait: Record<string, number> = { runtimeStart: waitMs() };
 let lastWait = waitMs();
 const cpu: Record<string, number> = { runtimeStart: cpuMs() };
@@ -66,15 +73,7 @@ if (mode === "parts") {
   await WebAssembly.compileStreaming(resp);
   lap("compileStreaming(fetch(file:)) pglite.wasm (2nd compile)");
   WebAssembly.Module.imports(module);
-  console.log(
-    `PROBE_JSON ${
-      JSON.stringify({
-        ...marks,
-        ...Object.fromEntries(Object.entries(cpu).map(([k, v]) => [`cpu:${k}`, v])),
-        ...Object.fromEntries(Object.entries(wait).map(([k, v]) => [`wait:${k}`, v])),
-      })
-    }`,
-  );
+  printProbe();
   Deno.exit(0);
 }
 
@@ -90,15 +89,7 @@ if (mode === "client") {
   lap("first query");
   await sql.close();
   lap("close");
-  console.log(
-    `PROBE_JSON ${
-      JSON.stringify({
-        ...marks,
-        ...Object.fromEntries(Object.entries(cpu).map(([k, v]) => [`cpu:${k}`, v])),
-        ...Object.fromEntries(Object.entries(wait).map(([k, v]) => [`wait:${k}`, v])),
-      })
-    }`,
-  );
+  printProbe();
   Deno.exit(0);
 }
 
