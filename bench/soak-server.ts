@@ -214,7 +214,8 @@ export function createServerProcess(options: ServerOptions): ServerProcess {
         const value = Deno.env.get(name);
         if (value !== undefined) env[name] = value;
       }
-      Object.assign(env, options.env, { PORT: String(options.port) });
+      // SIGKILL restarts must not lose the job.image_stored lines the duplicate-upload check counts.
+      Object.assign(env, options.env, { PORT: String(options.port), LOG_UNBATCHED: "true" });
       child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",

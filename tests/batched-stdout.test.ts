@@ -42,3 +42,20 @@ Deno.test("batched stdout: one write per turn, errors flush first, nothing lost 
   const written = log.filter((line) => line.startsWith("out:")).map((line) => line.slice(4)).join("");
   assert.equal(written, `a\nb\nc\n${`${long}\n`.repeat(100)}`);
 });
+
+Deno.test("LOG_UNBATCHED=true makes a new process write every line at once through the console", async () => {
+  const script = `import { createLogger } from "${new URL("../shared/log/logger.ts", import.meta.url).href}";
+    const log = createLogger();
+    log.info("first");
+    console.log("between");
+    log.info("second");`;
+  for (const [unbatched, expected] of [["true", ["first", "between", "second"]], ["false", ["between", "first", "second"]]] as const) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", new URL("../deno.json", import.meta.url).pathname, script],
+      env: { LOG_UNBATCHED: unbatched },
+    }).output();
+    const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
+    const order = lines.map((line) => line.startsWith("{") ? JSON.parse(line).event : line);
+    assert.deepEqual(order, expected, `LOG_UNBATCHED=${unbatched}`);
+  }
+});

@@ -68,9 +68,21 @@ let processWrite: ((line: string, level: LogLevel) => void) | undefined;
 // Looked up once: in Deno 2.1 every lookup of `console` as a global costs a stack walk.
 const cons = globalThis.console;
 
-/** The console on the Edge Runtime (what Supabase collects), batched stdout elsewhere; one per process. */
+function envFlag(name: string): boolean {
+  try {
+    return Deno.env.get(name) === "true";
+  } catch {
+    return false; // no env permission: the default
+  }
+}
+
+/**
+ * The console on the Edge Runtime (what Supabase collects) or with LOG_UNBATCHED=true (every line
+ * written before the next one is made: what a harness that kills the process needs), batched
+ * stdout elsewhere; one per process.
+ */
 function defaultWrite(): (line: string, level: LogLevel) => void {
-  if ("EdgeRuntime" in globalThis) {
+  if ("EdgeRuntime" in globalThis || envFlag("LOG_UNBATCHED")) {
     return (line, level) => (level === "error" || level === "warn" ? cons.error(line) : cons.log(line));
   }
   return (processWrite ??= createBatchedStdout());
