@@ -51,15 +51,16 @@ export async function buildSubmitBody(
 /** The image's base64 as a Blob, encoded piece by piece from its stream. */
 async function base64Blob(body: ImageBody): Promise<Blob> {
   const pieces: Blob[] = [];
-  const piece = new Uint8Array(PIECE_BYTES);
+  // A small image needs no 3 MiB buffer; the piece size stays a multiple of 3 either way.
+  const piece = new Uint8Array(Math.min(PIECE_BYTES, Math.ceil(body.size / 3) * 3 || 3));
   let filled = 0;
   for await (const chunk of body.stream()) {
     for (let offset = 0; offset < chunk.byteLength;) {
-      const take = Math.min(PIECE_BYTES - filled, chunk.byteLength - offset);
+      const take = Math.min(piece.byteLength - filled, chunk.byteLength - offset);
       piece.set(chunk.subarray(offset, offset + take), filled);
       filled += take;
       offset += take;
-      if (filled === PIECE_BYTES) {
+      if (filled === piece.byteLength) {
         pieces.push(new Blob([encodeBase64(piece)]));
         filled = 0;
       }
