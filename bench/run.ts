@@ -31,6 +31,7 @@ import {
   otherCores,
   waitForQuiet,
 } from "./lib/machine.ts";
+import { codeVersion } from "./lib/code-version.ts";
 import { ROOT, stopAllChildren } from "./lib/procs.ts";
 import { extractAnalysis, newSection, renderResults, type Section } from "./lib/report.ts";
 import { ensureWrk } from "./lib/wrk.ts";
@@ -89,32 +90,6 @@ const waitQuietMs = values["wait-quiet"] !== undefined
 if (waitQuietMs > 0) {
   await waitForQuiet(waitQuietMs, log);
   t0 = performance.now();
-}
-/** The commit measured, and whether the service's code differs from it. */
-async function codeVersion(): Promise<string> {
-  const git = async (...args: string[]) => {
-    const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "null" })
-      .output().catch(() => undefined);
-    return out?.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
-  };
-  const head = await git("rev-parse", "--short", "HEAD");
-  if (!head) return "unknown (not a git checkout)";
-  const dirty = await git(
-    "status",
-    "--porcelain",
-    "--",
-    "shared",
-    "functions",
-    "scripts",
-    "supabase",
-    "import_map.json",
-    "deno.json",
-  );
-  return dirty
-    ? `${head} with uncommitted changes in ${
-      [...new Set(dirty.split("\n").map((l) => l.slice(3).split("/")[0]))].join(", ")
-    }`
-    : head;
 }
 const code = await codeVersion();
 const machine = await machineInfo();

@@ -31,6 +31,7 @@ import {
   TERMINAL,
 } from "./soak-client.ts";
 import { type EpisodeStats, FaultInjector, type FaultPlan } from "./soak-faults.ts";
+import { codeVersion } from "./lib/code-version.ts";
 import { createServerProcess, freeLoopbackPort, type ServerProcess } from "./soak-server.ts";
 
 export type StoreKind = "embedded" | "postgres";
@@ -242,7 +243,7 @@ export interface SoakReport {
   definitions: Record<string, string>;
   /** The kept temporary folder (--keep), else null. */
   keptDir: string | null;
-  /** The code under test: `git describe`-like commit, "+dirty" when shared/ etc. have local changes. */
+  /** The code under test: the commit, and which of the service's folders had uncommitted changes. */
   code: string;
   /** BFL tasks in flight at the simulator (mean of 1 s samples) per 10 s of the workload, with
    *  the restarts' windows marked: shows what a crash costs in throughput. */
@@ -535,37 +536,6 @@ function timeline(
     });
   }
   return windows;
-}
-
-/** The commit under test, and whether the service's code has uncommitted changes. */
-async function codeVersion(): Promise<string> {
-  const git = async (...args: string[]) => {
-    const out = await new Deno.Command("git", {
-      args,
-      cwd: new URL("..", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "null",
-    })
-      .output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : "";
-  };
-  try {
-    const commit = await git("rev-parse", "--short", "HEAD");
-    const dirty = await git(
-      "status",
-      "--porcelain",
-      "--",
-      "shared",
-      "functions",
-      "scripts",
-      "supabase",
-      "deno.json",
-      "import_map.json",
-    );
-    return commit ? `${commit}${dirty ? "+dirty" : ""}` : "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 /**

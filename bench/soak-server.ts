@@ -10,17 +10,9 @@
  * @module
  */
 
+import { childEnv } from "./lib/procs.ts";
+
 const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-/** Environment variables passed through to the server; everything else is set explicitly. */
-const PASS_THROUGH = [
-  "PATH",
-  "HOME",
-  "DENO_DIR",
-  "XDG_CACHE_HOME",
-  "TMPDIR",
-  "NPM_CONFIG_REGISTRY",
-  "NO_COLOR",
-];
 
 export interface ServerOptions {
   port: number;
@@ -209,13 +201,8 @@ export function createServerProcess(options: ServerOptions): ServerProcess {
       if (child) throw new Error("The server is already running");
       log ??= await Deno.open(options.logFile, { create: true, append: true });
       const incarnation = ++incarnations;
-      const env: Record<string, string> = {};
-      for (const name of PASS_THROUGH) {
-        const value = Deno.env.get(name);
-        if (value !== undefined) env[name] = value;
-      }
       // SIGKILL restarts must not lose the job.image_stored lines the duplicate-upload check counts.
-      Object.assign(env, options.env, { PORT: String(options.port), LOG_UNBATCHED: "true" });
+      const env = childEnv({ ...options.env, PORT: String(options.port), LOG_UNBATCHED: "true" });
       child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",

@@ -11,7 +11,7 @@
  * @module
  */
 import { ENTRIES, type Entry, SWEEPER_SECRET } from "./cold-start.ts";
-import { Child, childEnv, freePort } from "./procs.ts";
+import { Child, childEnv, freePort, SERVICE_PERMISSIONS } from "./procs.ts";
 import { median, sleep } from "./stats.ts";
 
 const [treeA, treeB] = [Deno.args[0], Deno.args[1]];
@@ -38,11 +38,7 @@ async function startOnce(tree: string, entry: Entry, dataDir: string): Promise<n
     "run",
     "--config",
     `${tree}/deno.json`,
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--allow-write",
-    "--allow-sys",
+    ...SERVICE_PERMISSIONS,
     `${tree}/bench/lib/serve-entry.ts`,
     `${tree}/${entry.path}`,
   ], { env: childEnv({ ...env(dataDir), BENCH_PORT: String(port) }), cwd: dataDir });

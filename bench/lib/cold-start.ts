@@ -18,7 +18,7 @@
 import { createTestDatabase } from "../../tests/support/postgres-cluster.ts";
 import { startSupabaseStandin } from "../../tests/support/supabase-standin.ts";
 import { type BenchContext, simulatorEnv } from "./context.ts";
-import { Child, childEnv, CONFIG, freePort, ROOT } from "./procs.ts";
+import { Child, childEnv, CONFIG, freePort, ROOT, SERVICE_PERMISSIONS } from "./procs.ts";
 import { newSection, type Section, verdict } from "./report.ts";
 import { median, ms, ratio, sleep } from "./stats.ts";
 
@@ -76,11 +76,7 @@ async function startOnce(entry: Entry, env: Record<string, string>): Promise<num
     "run",
     "--config",
     CONFIG,
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--allow-write",
-    "--allow-sys",
+    ...SERVICE_PERMISSIONS,
     `${ROOT}/bench/lib/serve-entry.ts`,
     `${ROOT}/${entry.path}`,
   ], { env: childEnv({ ...env, BENCH_PORT: String(port) }), cwd: env.DATA_DIR });

@@ -30,7 +30,11 @@ const PASS_THROUGH = [
   "TMPDIR",
   "DENO_TLS_CA_STORE",
   "LANG",
+  "NPM_CONFIG_REGISTRY",
 ];
+
+/** The permissions the service's processes run with (the local server, each function entry). */
+export const SERVICE_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys"];
 
 /** The variables a child needs to find Deno's cache, plus `extra`. */
 export function childEnv(extra: Record<string, string | undefined>): Record<string, string> {
@@ -215,11 +219,7 @@ export async function startLocalServer(
     "run",
     "--config",
     CONFIG,
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--allow-write",
-    "--allow-sys",
+    ...SERVICE_PERMISSIONS,
     `${ROOT}/scripts/start-local.ts`,
   ], {
     env: childEnv({ PORT: String(port), DATA_DIR: `${dataDir}/data`, ...env }),
