@@ -7,22 +7,22 @@
  *
  * @module
  */
+import { FreshCache } from "./fresh-cache.ts";
 import type { JobView } from "./job-schemas.ts";
 
 export class FinishedViewCache {
-  #bodies = new Map<string, { body: string; freshUntil: number }>();
-  constructor(private readonly urlTtlSeconds: number, private readonly maxEntries = 10_000) {}
+  #bodies: FreshCache<string>;
+  constructor(private readonly urlTtlSeconds: number, maxEntries = 10_000) {
+    this.#bodies = new FreshCache(maxEntries);
+  }
 
-  async get(key: string, build: () => Promise<JobView>): Promise<string> {
-    const cached = this.#bodies.get(key);
-    if (cached && cached.freshUntil > Date.now()) return cached.body;
-    const view = await build();
-    const body = JSON.stringify(view);
-    const freshUntil = view.image
-      ? Date.parse(view.image.expires_at) - (this.urlTtlSeconds * 1000) / 2
-      : Number.POSITIVE_INFINITY;
-    if (this.#bodies.size >= this.maxEntries) this.#bodies.delete(this.#bodies.keys().next().value!);
-    this.#bodies.set(key, { body, freshUntil });
-    return body;
+  get(key: string, build: () => Promise<JobView>): Promise<string> {
+    return this.#bodies.get(key, async () => {
+      const view = await build();
+      const freshUntil = view.image
+        ? Date.parse(view.image.expires_at) - (this.urlTtlSeconds * 1000) / 2
+        : Number.POSITIVE_INFINITY;
+      return { value: JSON.stringify(view), freshUntil };
+    });
   }
 }

@@ -6,6 +6,7 @@
  */
 import type { JobRow } from "../jobs/job-row.ts";
 import type { ImageStorage } from "../storage/image-storage.ts";
+import { FreshCache } from "./fresh-cache.ts";
 import type { JobView } from "./job-schemas.ts";
 
 /**
@@ -13,17 +14,16 @@ import type { JobView } from "./job-schemas.ts";
  * call on Supabase Storage, and a client polling a finished job should not pay it every time.
  */
 export class SignedUrlCache {
-  #urls = new Map<string, { url: string; expiresAt: number }>();
-  constructor(private readonly maxEntries = 10_000) {}
+  #urls: FreshCache<{ url: string; expiresAt: number }>;
+  constructor(maxEntries = 10_000) {
+    this.#urls = new FreshCache(maxEntries);
+  }
 
-  async get(path: string, ttlSeconds: number, sign: () => Promise<string>): Promise<{ url: string; expiresAt: number }> {
-    const now = Date.now();
-    const cached = this.#urls.get(path);
-    if (cached && cached.expiresAt - now > (ttlSeconds * 1000) / 2) return cached;
-    const fresh = { url: await sign(), expiresAt: now + ttlSeconds * 1000 };
-    if (this.#urls.size >= this.maxEntries) this.#urls.delete(this.#urls.keys().next().value!);
-    this.#urls.set(path, fresh);
-    return fresh;
+  get(path: string, ttlSeconds: number, sign: () => Promise<string>): Promise<{ url: string; expiresAt: number }> {
+    return this.#urls.get(path, async () => {
+      const expiresAt = Date.now() + ttlSeconds * 1000;
+      return { value: { url: await sign(), expiresAt }, freshUntil: expiresAt - (ttlSeconds * 1000) / 2 };
+    });
   }
 }
 
